@@ -1,0 +1,1 @@
+"""The ``ironwave`` command line (typer + rich)."""
