@@ -32,7 +32,7 @@ PYEOF
 rc=0
 if [ "$mode" != bench ]; then
   echo "== GPU tests"
-  timeout "${GPU_TEST_TIMEOUT:-300}" "$PY" -m pytest -m gpu -q -p no:cacheprovider -o addopts="--import-mode=importlib -ra" --timeout 240 tests 2>&1 | tee "$OUT/gpu-tests.log"
+  timeout "${GPU_TEST_TIMEOUT:-300}" "$PY" -m pytest -m gpu -q -p no:cacheprovider -o addopts="--import-mode=importlib -ra" --timeout 240 ${GPU_TEST_PATHS:-tests} 2>&1 | tee "$OUT/gpu-tests.log"
   rc=${PIPESTATUS[0]}
 fi
 if [ "$mode" != tests ]; then
