@@ -44,7 +44,8 @@ def time_fn(fn: Callable[[], Any], *, warmup: int = 3, repeat: int = 20, device:
         if len(ts) >= repeat * 20:
             break
     ts.sort()
-    return {"median_s": statistics.median(ts), "min_s": ts[0], "p90_s": ts[int(0.9 * (len(ts) - 1))], "n": len(ts)}
+    return {"median_s": statistics.median(ts), "min_s": ts[0], "p90_s": ts[int(0.9 * (len(ts) - 1))],
+            "p99_s": ts[int(0.99 * (len(ts) - 1))], "n": len(ts)}
 
 
 def device_label(device: torch.device) -> str:
