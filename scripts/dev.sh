@@ -35,9 +35,19 @@ ensure_venv() {
       "$VPY" -m pip install -q torch
     else
       log "no GPU: installing the CPU build of torch $TORCH_VERSION"
-      "$VPY" -m pip install -q "torch==$TORCH_VERSION" --no-index 2>/dev/null \
-        || "$VPY" -m pip install -q "torch==$TORCH_VERSION" --index-url https://download.pytorch.org/whl/cpu \
-        || "$VPY" -m pip install -q "torch==$TORCH_VERSION+cpu" --index-url https://download.pytorch.org/whl/cpu
+      local wheel="" d
+      for d in ${PIP_FIND_LINKS:-} $("$VPY" -m pip config get global.find-links 2>/dev/null) /opt/wheels; do
+        d="${d#file://}"
+        [ -d "$d" ] || continue
+        wheel=$(ls "$d"/torch-"$TORCH_VERSION"+cpu-*.whl 2>/dev/null | head -n 1 || true)
+        [ -n "$wheel" ] && break
+      done
+      if [ -n "$wheel" ]; then
+        "$VPY" -m pip install -q "$wheel"
+      else
+        "$VPY" -m pip install -q --retries 2 --timeout 30 "torch==$TORCH_VERSION" \
+          --index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple
+      fi
     fi
   fi
 }
