@@ -1,0 +1,676 @@
+"""Short-time Fourier transform: ``stft``, ``istft``, COLA/NOLA checks, streaming.
+
+Conventions (same as ``torch.stft`` and ``librosa.stft``):
+
+* input ``[..., time]`` real, output complex ``[..., n_fft // 2 + 1, frames]``;
+* frame ``t`` covers samples ``[t * hop, t * hop + n_fft)`` of the signal padded
+  by ``n_fft // 2`` on both sides when ``center=True`` (no padding otherwise);
+  ``frames = 1 + (padded_length - n_fft) // hop``;
+* a window shorter than ``n_fft`` (``win_length``) is zero-padded, centred;
+* no normalization unless ``normalized=True`` (then ``n_fft ** -0.5``).
+
+Two exact methods compute the forward transform:
+
+``method="torch"``
+    ``torch.stft`` with the window tensor: the plain-torch reference path.
+``method="freqwin"``
+    for cosine-sum windows (hann, hamming, blackman, rect) whose length is
+    ``n_fft``. The unwindowed overlapping frames are an ``as_strided`` *view*
+    of one padded copy of the input (cuFFT/pocketfft read it in place: no
+    frame matrix is materialized), the rFFT runs on that view, and the window is
+    applied in the frequency domain as a 3-tap (hann/hamming) or 5-tap
+    (blackman) filter across bins, ``Y[f] = a0 X[f] + sum_k (-1)^k a_k / 2
+    (X[f-k] + X[f+k])`` (conjugate-symmetric bins at the edges), one conv1d.
+    Mathematically identical to time-domain windowing; it differs from
+    ``torch.stft`` only by float rounding (tests hold it to 1e-6 relative).
+
+``method="auto"`` (default) uses ``freqwin`` where it applies and ``torch``
+otherwise.
+
+``istft`` is a weighted overlap-add (``sum_t w * frame_t / sum_t w^2``): an
+exact inverse of :func:`stft` for any window/hop that satisfies NOLA (checked;
+:func:`check_cola` reports COLA/WOLA/NOLA).
+
+Streaming: :class:`STFTStream` (push audio blocks of any size, get frames as
+they complete) and :class:`ISTFTStream` (push frames, get final audio). Their
+composition has a latency of ``n_fft - hop`` samples (hop-aligned blocks).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import torch
+import torch.nn.functional as F
+
+from ironwave.backend.device import DeviceLike, choose_device
+from ironwave.backend.telemetry import telemetry
+from ironwave.backend.validate import as_tensor, check_audio, check_finite, restore_type
+from ironwave.dsp.windows import WindowSpec, cosine_sum_coefficients, describe, finite_fast, get_window, pad_window
+from ironwave.errors import InvalidAudio, InvalidParameter
+
+_PAD_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "replicate", "edge": "replicate",
+              "circular": "circular", "wrap": "circular"}
+_METHODS = ("auto", "torch", "freqwin")
+NOLA_TOL = 1e-11
+
+
+# ----------------------------------------------------------------------------- params
+@dataclass(frozen=True)
+class STFTParams:
+    """Validated STFT parameters (all in samples)."""
+
+    n_fft: int
+    hop_length: int
+    win_length: int
+    window: Any
+    center: bool
+    pad_mode: str
+    normalized: bool
+
+    @property
+    def n_freq(self) -> int:
+        """Number of frequency bins, ``n_fft // 2 + 1``."""
+        return self.n_fft // 2 + 1
+
+    @property
+    def pad(self) -> int:
+        """Samples of padding on each side when ``center`` (else 0)."""
+        return self.n_fft // 2 if self.center else 0
+
+    def n_frames(self, length: int) -> int:
+        """Frames produced for a signal of ``length`` samples."""
+        return 1 + (length + 2 * self.pad - self.n_fft) // self.hop_length
+
+    def window_tensor(self, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """The analysis window zero-padded to ``n_fft`` samples."""
+        return pad_window(get_window(self.window, self.win_length, dtype=dtype, device=device), self.n_fft)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def make_params(n_fft: int, hop_length: Optional[int] = None, win_length: Optional[int] = None,
+                window: WindowSpec = "hann", center: bool = True, pad_mode: str = "constant",
+                normalized: bool = False) -> STFTParams:
+    """Validate STFT parameters and fill defaults (``win_length = n_fft``, ``hop = win_length // 4``)."""
+    if not _is_int(n_fft) or n_fft < 2:
+        raise InvalidParameter(f"n_fft must be an integer >= 2 (samples), got {n_fft!r}")
+    if win_length is None:
+        win_length = n_fft
+    if not _is_int(win_length) or win_length < 1:
+        raise InvalidParameter(f"win_length must be a positive integer (samples), got {win_length!r}")
+    if win_length > n_fft:
+        raise InvalidParameter(f"win_length={win_length} is larger than n_fft={n_fft}; need 1 <= win_length <= n_fft")
+    if hop_length is None:
+        hop_length = max(win_length // 4, 1)
+    if not _is_int(hop_length) or hop_length < 1:
+        raise InvalidParameter(f"hop_length must be a positive integer (samples), got {hop_length!r}")
+    if hop_length > win_length:
+        raise InvalidParameter(f"hop_length={hop_length} is larger than win_length={win_length}: frames would skip samples "
+                               "and the transform could not be inverted; need 1 <= hop_length <= win_length")
+    if not isinstance(pad_mode, str) or pad_mode.lower() not in _PAD_MODES:
+        raise InvalidParameter(f"pad_mode={pad_mode!r}; accepted: {', '.join(map(repr, _PAD_MODES))}")
+    # validate the window now (raises on bad specs / lengths)
+    get_window(window, win_length, dtype=torch.float64)
+    return STFTParams(int(n_fft), int(hop_length), int(win_length), window, bool(center),
+                      _PAD_MODES[pad_mode.lower()], bool(normalized))
+
+
+# ----------------------------------------------------------------------------- COLA / NOLA
+@dataclass(frozen=True)
+class COLAResult:
+    """Overlap-add properties of a window at a hop (see :func:`check_cola`).
+
+    Attributes:
+        cola: ``sum_t w[n - t hop]`` is constant (plain overlap-add of windowed
+            frames reconstructs the signal up to :attr:`cola_sum`).
+        cola_deviation: worst-case ``|sum - mean| / mean`` of that sum.
+        cola_sum: mean value of ``sum_t w[n - t hop]``.
+        wola: ``sum_t w^2[n - t hop]`` is constant (analysis+synthesis with the
+            same window needs no normalization).
+        wola_deviation: worst-case relative deviation of the squared sum.
+        nola: ``sum_t w^2[n - t hop] > 0`` everywhere: :func:`istft` is an exact
+            inverse (weighted overlap-add divides by this sum).
+        nola_min: minimum of the squared sum.
+        hop_length / n_fft: the checked configuration (samples).
+    """
+
+    cola: bool
+    cola_deviation: float
+    cola_sum: float
+    wola: bool
+    wola_deviation: float
+    nola: bool
+    nola_min: float
+    hop_length: int
+    n_fft: int
+
+    def __bool__(self) -> bool:
+        return self.cola
+
+
+def _ola_periodic_sum(w: torch.Tensor, hop: int) -> torch.Tensor:
+    n = w.shape[0]
+    m = -(-n // hop) * hop
+    return F.pad(w, (0, m - n)).view(-1, hop).sum(0)
+
+
+def check_cola(window: WindowSpec, hop_length: int, n_fft: Optional[int] = None, *,
+               win_length: Optional[int] = None, tol: float = 1e-10) -> COLAResult:
+    """Check COLA (constant overlap-add), WOLA and NOLA of a window at a hop.
+
+    Args:
+        window: a window spec (``"hann"``, ``("kaiser", 8.0)``, samples, ...).
+        hop_length: hop in samples (> 0).
+        n_fft: frame length in samples; default: the window length (``win_length``
+            or the number of samples of a tensor window).
+        win_length: window length in samples (<= n_fft), for named windows.
+        tol: relative tolerance of the COLA/WOLA deviation and absolute floor of NOLA.
+
+    Returns:
+        :class:`COLAResult` (truthy when COLA holds).
+    """
+    if isinstance(window, torch.Tensor) or hasattr(window, "shape"):
+        wl = int(len(window))
+    else:
+        wl = win_length if win_length is not None else n_fft
+        if wl is None:
+            raise InvalidParameter("check_cola needs n_fft or win_length for a named window")
+    n = n_fft if n_fft is not None else wl
+    if not _is_int(hop_length) or hop_length < 1:
+        raise InvalidParameter(f"hop_length must be a positive integer (samples), got {hop_length!r}")
+    if not _is_int(n) or n < 1 or wl > n:
+        raise InvalidParameter(f"need 1 <= win_length ({wl}) <= n_fft ({n})")
+    w = pad_window(get_window(window, wl, dtype=torch.float64), n)
+    s1 = _ola_periodic_sum(w, hop_length)
+    s2 = _ola_periodic_sum(w * w, hop_length)
+    m1 = float(s1.mean())
+    m2 = float(s2.mean())
+    dev1 = float((s1 - m1).abs().max()) / abs(m1) if m1 != 0 else math.inf
+    dev2 = float((s2 - m2).abs().max()) / m2 if m2 > 0 else math.inf
+    nmin = float(s2.min())
+    return COLAResult(cola=dev1 <= tol, cola_deviation=dev1, cola_sum=m1, wola=dev2 <= tol, wola_deviation=dev2,
+                      nola=nmin > tol, nola_min=nmin, hop_length=int(hop_length), n_fft=int(n))
+
+
+# ----------------------------------------------------------------------------- core (forward)
+def _freqwin_taps(coefs: tuple[float, ...], scale: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    K = len(coefs) - 1
+    c = [0.0] * (2 * K + 1)
+    c[K] = coefs[0] * scale
+    for k in range(1, K + 1):
+        c[K + k] = c[K - k] = ((-1) ** k) * coefs[k] / 2.0 * scale
+    return torch.tensor(c, dtype=dtype, device=device).view(1, 1, -1)
+
+
+FREQWIN_IMPL = "auto"
+"""How :func:`_freq_window` applies the taps: ``"conv"`` (one dilated conv1d over the
+real view: one pass, used on CUDA), ``"slices"`` (shifted in-place adds: fastest on
+CPU), ``"auto"`` (conv on CUDA, slices elsewhere). Both are exact."""
+
+
+def _edge_fixes(coefs: tuple[float, ...], nf: int, n_fft: int, scale: float) -> dict[int, list[tuple[int, float]]]:
+    """Conjugate-symmetric neighbours outside ``[0, n_freq)``: ``X[-m] = conj X[m]``, ``X[j] = conj X[n_fft - j]``."""
+    K = len(coefs) - 1
+    c = {0: coefs[0] * scale}
+    for k in range(1, K + 1):
+        c[k] = c[-k] = ((-1) ** k) * coefs[k] / 2.0 * scale
+    fixes: dict[int, list[tuple[int, float]]] = {}
+    for f in sorted(set(range(0, min(K, nf))) | set(range(max(nf - K, 0), nf))):
+        for d in range(-K, K + 1):
+            j = f + d
+            if j < 0:
+                fixes.setdefault(f, []).append((-j, c[d]))
+            elif j > nf - 1:
+                fixes.setdefault(f, []).append((n_fft - j, c[d]))
+    return fixes
+
+
+def _freq_window(Z: torch.Tensor, coefs: tuple[float, ...], n_fft: int, scale: float, impl: str | None = None) -> torch.Tensor:
+    """Apply a cosine-sum window to unwindowed rFFT frames ``Z [N, n_freq]`` in the frequency domain.
+
+    ``Y[f] = sum_d c_d X[f - d]`` with ``c_0 = a_0``, ``c_{+-k} = (-1)^k a_k / 2`` (times
+    ``scale``); bins outside ``[0, n_freq)`` come from conjugate symmetry.
+    """
+    K = len(coefs) - 1
+    if K == 0:
+        return Z * (coefs[0] * scale) if (coefs[0] * scale) != 1.0 else Z
+    N, nf = Z.shape
+    impl = impl or FREQWIN_IMPL
+    if impl == "auto":
+        impl = "conv" if Z.is_cuda else "slices"
+    if impl == "conv":
+        taps = _freqwin_taps(coefs, scale, Z.real.dtype, Z.device)
+        zr = torch.view_as_real(Z).reshape(N, 1, 2 * nf)
+        prev_tf32 = torch.backends.cudnn.allow_tf32
+        if Z.is_cuda:
+            torch.backends.cudnn.allow_tf32 = False  # TF32 would break 1e-5 parity
+        try:
+            yr = F.conv1d(zr, taps, padding=2 * K, dilation=2)
+        finally:
+            torch.backends.cudnn.allow_tf32 = prev_tf32
+        Y = torch.view_as_complex(yr.view(N, nf, 2))
+    else:
+        Y = Z * (coefs[0] * scale)
+        for k in range(1, K + 1):
+            ck = ((-1) ** k) * coefs[k] / 2.0 * scale
+            Y[:, k:].add_(Z[:, :-k], alpha=ck)
+            Y[:, :-k].add_(Z[:, k:], alpha=ck)
+    for f, terms in _edge_fixes(coefs, nf, n_fft, scale).items():
+        acc = None
+        for src, c in terms:
+            t = Z[:, src].conj() * c
+            acc = t if acc is None else acc + t
+        Y[:, f] += acc
+    return Y
+
+
+def _frames_view(x2: torch.Tensor, p: STFTParams) -> tuple[torch.Tensor, int, int]:
+    """Pad ``x2 [R, L]`` once into a row-uniform buffer and return the overlapping frames view.
+
+    Returns ``(frames [(R-1) * rows + T, n_fft] view, rows, T)`` where signal ``r``'s
+    frame ``t`` is row ``r * rows + t``.
+    """
+    R, L = x2.shape
+    n_fft, hop, pad = p.n_fft, p.hop_length, p.pad
+    T = p.n_frames(L)
+    rows = T + (-(-n_fft // hop)) - 1  # frames per signal in the uniform layout (>= T)
+    S = rows * hop
+    used = (T - 1) * hop + n_fft  # samples of the padded signal that any frame reads (<= S)
+    if p.pad_mode == "constant" or pad == 0:
+        buf = F.pad(x2, (pad, S - L - pad)) if S - L - pad >= 0 else F.pad(x2, (pad, 0))[:, :S].contiguous()
+    else:
+        xp = F.pad(x2.unsqueeze(1), (pad, pad), mode=p.pad_mode).squeeze(1)[:, :used]
+        buf = F.pad(xp, (0, S - used))
+    flat = buf.reshape(-1)
+    nrows = (R - 1) * rows + T
+    frames = flat.as_strided((nrows, n_fft), (hop, 1))
+    return frames, rows, T
+
+
+def _stft_core(x2: torch.Tensor, p: STFTParams, method: str) -> torch.Tensor:
+    """STFT of ``x2 [R, L]`` on its device -> complex ``[R, n_freq, T]``."""
+    R, L = x2.shape
+    coefs = cosine_sum_coefficients(p.window)
+    if method == "freqwin":
+        Tn = p.n_frames(L)
+        frames, rows, T = _frames_view(x2, p)
+        Z = torch.fft.rfft(frames, dim=-1)
+        scale = p.n_fft ** -0.5 if p.normalized else 1.0
+        Y = _freq_window(Z, coefs, p.n_fft, scale)  # type: ignore[arg-type]
+        nf = p.n_freq
+        out = Y.as_strided((R, Tn, nf), (rows * nf, nf, 1))
+        return out.transpose(1, 2)
+    w = p.window_tensor(x2.dtype, x2.device)
+    return torch.stft(x2, p.n_fft, p.hop_length, win_length=p.n_fft, window=w, center=p.center,
+                      pad_mode=p.pad_mode, normalized=p.normalized, onesided=True, return_complex=True)
+
+
+def _pick_method(method: str, p: STFTParams) -> str:
+    if method not in _METHODS:
+        raise InvalidParameter(f"method={method!r}; accepted: {', '.join(map(repr, _METHODS))}")
+    ok = cosine_sum_coefficients(p.window) is not None and p.win_length == p.n_fft and p.n_fft >= 8
+    if method == "freqwin" and not ok:
+        raise InvalidParameter("method='freqwin' needs a cosine-sum window ('hann', 'hamming', 'blackman', 'rect') "
+                               f"with win_length == n_fft >= 8; got window={describe(p.window)}, win_length={p.win_length}, "
+                               f"n_fft={p.n_fft}. Use method='torch' or 'auto'")
+    if method == "auto":
+        return "freqwin" if ok else "torch"
+    return method
+
+
+def _check_length(L: int, p: STFTParams, name: str) -> None:
+    if not p.center and L < p.n_fft:
+        raise InvalidAudio(f"{name}: signal has {L} samples but center=False needs at least n_fft={p.n_fft}")
+    if p.center and p.pad_mode in ("reflect", "circular") and L <= p.pad:
+        raise InvalidAudio(f"{name}: pad_mode={p.pad_mode!r} needs more than n_fft // 2 = {p.pad} samples, got {L}; "
+                           "use pad_mode='constant' for short signals")
+
+
+# ----------------------------------------------------------------------------- public forward
+def stft(x: Any, n_fft: int, hop_length: Optional[int] = None, win_length: Optional[int] = None,
+         window: WindowSpec = "hann", *, center: bool = True, pad_mode: str = "constant", normalized: bool = False,
+         method: str = "auto", device: DeviceLike = "auto") -> Any:
+    """Short-time Fourier transform of real signals ``[..., time]``.
+
+    Args:
+        x: real audio ``[..., time]`` (tensor or numpy; float16/32/64).
+        n_fft: FFT size in samples (>= 2).
+        hop_length: hop between frames in samples, ``1 <= hop <= win_length``
+            (default ``win_length // 4``).
+        win_length: window length in samples (default ``n_fft``), zero-padded
+            (centred) to ``n_fft``.
+        window: ``"hann"``, ``"hamming"``, ``"blackman"``, ``"rect"``,
+            ``("kaiser", beta)`` or a 1-D tensor/array of ``win_length`` samples.
+        center: pad ``n_fft // 2`` samples on both sides so frame ``t`` is
+            centred at sample ``t * hop``.
+        pad_mode: ``"constant"`` (zeros, default, as librosa), ``"reflect"``,
+            ``"replicate"``/``"edge"``, ``"circular"``/``"wrap"``.
+        normalized: multiply by ``n_fft ** -0.5``.
+        method: ``"auto"``, ``"torch"`` or ``"freqwin"`` (see the module docs).
+        device: ``"auto"`` (calibrated crossover), ``"cpu"``, ``"cuda[:N]"``.
+            The result comes back on the input's device.
+
+    Returns:
+        Complex ``[..., n_fft // 2 + 1, frames]`` (complex64 for float32 input,
+        complex128 for float64), numpy if numpy came in. Differentiable.
+    """
+    p = make_params(n_fft, hop_length, win_length, window, center, pad_mode, normalized)
+    t, was_numpy = as_tensor(x, "x")
+    t = check_audio(t, "x", finite=False)
+    finite_fast(t, "x")
+    _check_length(t.shape[-1], p, "stft")
+    m = _pick_method(method, p)
+    home, dtype = t.device, t.dtype
+    work_dtype = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+    batch_shape, L = t.shape[:-1], t.shape[-1]
+    R = max(int(math.prod(batch_shape)), 1)
+    dev = choose_device("stft", L, R, device)
+    with telemetry.track(f"dsp.stft.{m}", dev, requested=device):
+        x2 = t.reshape(R, L).to(device=dev, dtype=work_dtype)
+        y = _stft_core(x2, p, m)
+        y = y.reshape(*batch_shape, p.n_freq, y.shape[-1]).to(home)
+    return restore_type(y, was_numpy)
+
+
+# ----------------------------------------------------------------------------- inverse
+def _ola(frames: torch.Tensor, hop: int) -> torch.Tensor:
+    """Overlap-add ``frames [N, T, n_fft]`` at ``hop`` -> ``[N, n_fft + hop * (T - 1)]``."""
+    N, T, n = frames.shape
+    total = n + hop * (T - 1)
+    if T == 1:
+        return frames[:, 0, :]
+    y = F.fold(frames.transpose(1, 2), output_size=(1, total), kernel_size=(1, n), stride=(1, hop))
+    return y.reshape(N, total)
+
+
+def _envelope(w: torch.Tensor, hop: int, T: int) -> torch.Tensor:
+    """``sum_t w^2[n - t hop]`` over ``T`` frames -> ``[n_fft + hop * (T - 1)]`` (one row: cheap)."""
+    w2 = (w * w).detach()
+    return _ola(w2.view(1, 1, -1).expand(1, T, -1).contiguous(), hop)[0]
+
+
+def _istft_core(S: torch.Tensor, p: STFTParams, length: Optional[int]) -> torch.Tensor:
+    """Inverse of ``S [R, n_freq, T]`` on its device -> real ``[R, time]``."""
+    R, nf, T = S.shape
+    real_dtype = S.real.dtype
+    w = p.window_tensor(real_dtype, S.device)
+    frames = torch.fft.irfft(S.transpose(1, 2), n=p.n_fft, dim=-1)
+    if p.normalized:
+        frames = frames * math.sqrt(p.n_fft)
+    frames = frames * w
+    y = _ola(frames, p.hop_length)
+    env = _envelope(w, p.hop_length, T)
+    total = y.shape[-1]
+    start = p.pad
+    end = start + length if length is not None else total - p.pad
+    stop = min(end, total)
+    if stop > start:
+        seg = env[start:stop]
+        bad = seg <= NOLA_TOL
+        if bool(bad.any()):
+            i = int(torch.nonzero(bad)[0]) + start
+            raise InvalidParameter(
+                f"istft: window {describe(p.window)} (win_length={p.win_length}, n_fft={p.n_fft}) with hop_length={p.hop_length} "
+                f"violates NOLA: the sum of squared windows is {float(env[i]):.3g} at padded sample {i}, so that sample cannot be "
+                "recovered; use a smaller hop, another window, or center=True")
+        y = y[:, start:stop] / seg
+    else:
+        y = y[:, :0]
+    if end > stop:
+        y = F.pad(y, (0, end - max(stop, start)))
+    return y
+
+
+def istft(S: Any, hop_length: Optional[int] = None, win_length: Optional[int] = None, window: WindowSpec = "hann", *,
+          n_fft: Optional[int] = None, center: bool = True, length: Optional[int] = None, normalized: bool = False,
+          device: DeviceLike = "auto") -> Any:
+    """Inverse STFT by weighted overlap-add: ``y = sum_t w * frame_t / sum_t w^2``.
+
+    Exact inverse of :func:`stft` (same parameters) for any window/hop that
+    satisfies NOLA; raises :class:`~ironwave.errors.InvalidParameter` naming the
+    sample where NOLA fails otherwise.
+
+    Args:
+        S: complex ``[..., n_fft // 2 + 1, frames]``.
+        hop_length / win_length / window / center / normalized: as in :func:`stft`.
+        n_fft: FFT size in samples (default ``2 * (n_freq - 1)``).
+        length: output length in samples (trim or zero-pad); default
+            ``n_fft + hop * (frames - 1) - 2 * (n_fft // 2 if center else 0)``.
+        device: as in :func:`stft`; the result comes back on ``S``'s device.
+
+    Returns:
+        Real ``[..., time]`` (float32 for complex64 input). Differentiable.
+    """
+    t, was_numpy = as_tensor(S, "S")
+    if not t.is_complex():
+        raise InvalidAudio(f"istft: S must be a complex spectrogram [..., n_freq, frames], got dtype {t.dtype}")
+    if t.ndim < 2:
+        raise InvalidAudio(f"istft: S has shape {list(t.shape)}; expected [..., n_freq, frames]")
+    nf, T = t.shape[-2], t.shape[-1]
+    if T < 1:
+        raise InvalidAudio("istft: S has 0 frames")
+    if n_fft is None:
+        n_fft = 2 * (nf - 1)
+    p = make_params(n_fft, hop_length, win_length, window, center, "constant", normalized)
+    if nf != p.n_freq:
+        raise InvalidAudio(f"istft: S has {nf} frequency bins but n_fft={n_fft} needs {p.n_freq}")
+    if length is not None and (not _is_int(length) or length < 0):
+        raise InvalidParameter(f"istft: length must be a non-negative integer (samples), got {length!r}")
+    finite_fast(t, "S")
+    if t.dtype == torch.complex32:
+        t = t.to(torch.complex64)
+    batch_shape = t.shape[:-2]
+    R = max(int(math.prod(batch_shape)), 1)
+    home = t.device
+    dev = choose_device("stft", n_fft + p.hop_length * (T - 1), R, device)
+    with telemetry.track("dsp.istft", dev, requested=device):
+        y = _istft_core(t.reshape(R, nf, T).to(dev), p, length)
+        y = y.reshape(*batch_shape, y.shape[-1]).to(home)
+    return restore_type(y, was_numpy)
+
+
+# ----------------------------------------------------------------------------- streaming
+class STFTStream:
+    """Streaming STFT: push audio blocks of any size, get the frames they complete.
+
+    The concatenation (along frames) of everything :meth:`push` and
+    :meth:`flush` return equals ``stft(x, ...)`` of the whole signal. With
+    ``center=True`` only ``pad_mode="constant"`` streams (the stream starts
+    with ``n_fft // 2`` zeros; :meth:`flush` appends ``n_fft // 2`` zeros).
+
+    Args:
+        n_fft / hop_length / win_length / window / center / normalized / method:
+            as in :func:`stft`.
+        device: where frames are computed (default: where the blocks are).
+
+    Frames come back as complex ``[..., n_freq, k]`` with ``k >= 0``.
+    """
+
+    def __init__(self, n_fft: int, hop_length: Optional[int] = None, win_length: Optional[int] = None,
+                 window: WindowSpec = "hann", *, center: bool = True, pad_mode: str = "constant",
+                 normalized: bool = False, method: str = "auto", device: DeviceLike = None) -> None:
+        self.params = make_params(n_fft, hop_length, win_length, window, center, pad_mode, normalized)
+        if center and self.params.pad_mode != "constant":
+            raise InvalidParameter(f"STFTStream with center=True supports pad_mode='constant' only, got {pad_mode!r} "
+                                   "(reflection needs samples that have not arrived yet)")
+        self.method = _pick_method(method, self.params)
+        self.device = device
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all pushed audio (the next push starts a new signal)."""
+        self._buf: Optional[torch.Tensor] = None
+        self._frames_out = 0
+        self._finished = False
+
+    @property
+    def frames_emitted(self) -> int:
+        """Frames returned so far."""
+        return self._frames_out
+
+    def _start(self, like: torch.Tensor) -> None:
+        self._buf = like.new_zeros((*like.shape[:-1], self.params.pad))
+
+    def _emit(self) -> torch.Tensor:
+        assert self._buf is not None
+        p = self.params
+        n = self._buf.shape[-1]
+        k = (n - p.n_fft) // p.hop_length + 1 if n >= p.n_fft else 0
+        batch = self._buf.shape[:-1]
+        if k == 0:
+            return torch.zeros((*batch, p.n_freq, 0), dtype=_complex_of(self._buf.dtype), device=self._buf.device)
+        seg = self._buf[..., : (k - 1) * p.hop_length + p.n_fft]
+        R = max(int(math.prod(batch)), 1)
+        q = STFTParams(p.n_fft, p.hop_length, p.win_length, p.window, False, "constant", p.normalized)
+        dev = seg.device if self.device is None else choose_device("stft", seg.shape[-1], R, self.device)
+        with telemetry.track(f"dsp.stft_stream.{self.method}", dev, requested=self.device):
+            y = _stft_core(seg.reshape(R, -1).to(dev), q, self.method).reshape(*batch, p.n_freq, k).to(seg.device)
+        self._buf = self._buf[..., k * p.hop_length:]
+        self._frames_out += k
+        return y
+
+    def push(self, block: Any) -> Any:
+        """Add ``block [..., n]`` (any ``n >= 0``); return the frames completed, ``[..., n_freq, k]``."""
+        t, was_numpy = as_tensor(block, "block")
+        t = check_audio(t, "block", min_length=0)
+        if self._finished:
+            raise InvalidParameter("STFTStream.push after flush(); call reset() to start a new signal")
+        if t.dtype in (torch.float16, torch.bfloat16):
+            t = t.to(torch.float32)
+        if self._buf is None:
+            self._start(t)
+        assert self._buf is not None
+        if t.shape[:-1] != self._buf.shape[:-1]:
+            raise InvalidAudio(f"block has batch shape {list(t.shape[:-1])} but the stream started with {list(self._buf.shape[:-1])}")
+        self._buf = torch.cat([self._buf, t.to(self._buf.dtype)], dim=-1)
+        return restore_type(self._emit(), was_numpy)
+
+    def flush(self) -> torch.Tensor:
+        """End of signal: pad (``center``) and return the remaining frames."""
+        if self._buf is None:
+            raise InvalidParameter("STFTStream.flush before any push: no signal")
+        if not self._finished:
+            self._buf = F.pad(self._buf, (0, self.params.pad))
+            self._finished = True
+        return self._emit()
+
+
+def _complex_of(dtype: torch.dtype) -> torch.dtype:
+    return torch.complex128 if dtype == torch.float64 else torch.complex64
+
+
+class ISTFTStream:
+    """Streaming inverse STFT: push frames, get the audio samples they finalize.
+
+    The concatenation of everything :meth:`push` and :meth:`flush` return equals
+    ``istft(S, ...)`` of all frames (default ``length``). Each pushed frame
+    releases ``hop`` samples (the first ``n_fft // 2`` are dropped when
+    ``center``). Composed with :class:`STFTStream` and hop-aligned blocks, the
+    output lags the input by :attr:`latency` = ``n_fft - hop`` samples.
+    """
+
+    def __init__(self, n_fft: int, hop_length: Optional[int] = None, win_length: Optional[int] = None,
+                 window: WindowSpec = "hann", *, center: bool = True, normalized: bool = False) -> None:
+        self.params = make_params(n_fft, hop_length, win_length, window, center, "constant", normalized)
+        res = check_cola(get_window(window, self.params.win_length, dtype=torch.float64), self.params.hop_length,
+                         self.params.n_fft)
+        if not res.nola:
+            raise InvalidParameter(f"ISTFTStream: window {describe(window)} with hop_length={self.params.hop_length} violates NOLA "
+                                   f"(min sum of squared windows {res.nola_min:.3g}); it cannot be inverted")
+        p = self.params
+        self._hold = max(0, p.hop_length + p.pad - p.n_fft) if center else 0
+        self.reset()
+
+    @property
+    def latency(self) -> int:
+        """Samples of delay of STFTStream -> ISTFTStream with hop-aligned blocks: ``n_fft - hop``."""
+        return self.params.n_fft - self.params.hop_length + self._hold
+
+    def reset(self) -> None:
+        """Forget all state (next push starts a new signal)."""
+        self._acc: Optional[torch.Tensor] = None
+        self._env: Optional[torch.Tensor] = None
+        self._skip = self.params.pad
+        self._pending: Optional[torch.Tensor] = None  # released but held back (center tail)
+        self._finished = False
+
+    def _release(self, y: torch.Tensor, env: torch.Tensor) -> torch.Tensor:
+        n = y.shape[-1]
+        s = min(self._skip, n)
+        self._skip -= s
+        y, env = y[..., s:], env[s:]
+        if y.shape[-1]:
+            bad = env <= NOLA_TOL
+            if bool(bad.any()):
+                raise InvalidParameter("ISTFTStream: sum of squared windows is zero at an output sample (NOLA); use center=True")
+            y = y / env
+        if self._hold:
+            assert self._pending is not None
+            y = torch.cat([self._pending, y], dim=-1)
+            cut = max(y.shape[-1] - self._hold, 0)
+            y, self._pending = y[..., :cut], y[..., cut:]
+        return y
+
+    def push(self, frames: Any) -> Any:
+        """Add complex frames ``[..., n_freq, k]``; return the final samples ``[..., n]``."""
+        t, was_numpy = as_tensor(frames, "frames")
+        if not t.is_complex() or t.ndim < 2:
+            raise InvalidAudio(f"frames must be complex [..., n_freq, k], got {t.dtype} shaped {list(t.shape)}")
+        p = self.params
+        if t.shape[-2] != p.n_freq:
+            raise InvalidAudio(f"frames have {t.shape[-2]} bins, n_fft={p.n_fft} needs {p.n_freq}")
+        if self._finished:
+            raise InvalidParameter("ISTFTStream.push after flush(); call reset() to start a new signal")
+        check_finite(t, "frames")
+        k = t.shape[-1]
+        batch = t.shape[:-2]
+        real = t.real.dtype
+        w = p.window_tensor(real, t.device)
+        ov = p.n_fft - p.hop_length
+        if self._acc is None:
+            self._acc = torch.zeros((*batch, ov), dtype=real, device=t.device)
+            self._env = torch.zeros(ov, dtype=real, device=t.device)
+            self._pending = torch.zeros((*batch, 0), dtype=real, device=t.device)
+        assert self._env is not None
+        if batch != self._acc.shape[:-1]:
+            raise InvalidAudio(f"frames have batch shape {list(batch)} but the stream started with {list(self._acc.shape[:-1])}")
+        if k == 0:
+            return restore_type(torch.zeros((*batch, 0), dtype=real, device=t.device), was_numpy)
+        R = max(int(math.prod(batch)), 1)
+        with telemetry.track("dsp.istft_stream", t.device):
+            fr = torch.fft.irfft(t.reshape(R, p.n_freq, k).transpose(1, 2), n=p.n_fft, dim=-1)
+            if p.normalized:
+                fr = fr * math.sqrt(p.n_fft)
+            fr = fr * w
+            y = _ola(fr, p.hop_length)  # [R, n_fft + hop (k - 1)]
+            y[:, :ov] += self._acc.reshape(R, ov)
+            env = _ola((w * w).view(1, 1, -1).expand(1, k, -1).contiguous(), p.hop_length)[0]
+            env[:ov] += self._env
+            out_n = k * p.hop_length
+            self._acc = y[:, out_n:].reshape(*batch, ov).clone()
+            self._env = env[out_n:].clone()
+            out = self._release(y[:, :out_n], env[:out_n]).reshape(*batch, -1)
+        return restore_type(out, was_numpy)
+
+    def flush(self) -> torch.Tensor:
+        """End of signal: return the final samples (the tail minus the ``center`` padding)."""
+        if self._acc is None:
+            raise InvalidParameter("ISTFTStream.flush before any push: no frames")
+        if self._finished:
+            return self._acc[..., :0]
+        self._finished = True
+        p = self.params
+        batch = self._acc.shape[:-1]
+        ov = self._acc.shape[-1]
+        keep = max(ov - p.pad, 0)  # the rest of the tail is the trailing centre padding
+        assert self._env is not None
+        R = max(int(math.prod(batch)), 1)
+        out = self._release(self._acc.reshape(R, ov)[:, :keep], self._env[:keep])
+        return out.reshape(*batch, -1)
+
+
+__all__ = ["stft", "istft", "check_cola", "COLAResult", "STFTParams", "make_params", "STFTStream", "ISTFTStream"]
