@@ -1,0 +1,364 @@
+"""Rational-ratio resampling by polyphase filtering with a Kaiser-windowed sinc.
+
+``resample(x, orig_sr, new_sr)`` converts ``[..., time]`` audio between any two
+integer rates: the ratio is reduced to ``L / M`` (48000 -> 44100 is 147 / 160).
+Output sample ``m`` sits at input time ``m * M / L`` samples (sample 0 stays
+aligned, zero-phase, like ``scipy.signal.resample_poly`` and ``julius``); the
+output has ``ceil(n * L / M)`` samples; the signal is zero-extended at both ends.
+
+Filter: ``h(tau) = c * sinc(c * tau) * kaiser(tau / (zeros / c), beta)`` with
+cutoff ``c = rolloff * min(1, L / M)`` (fraction of the input Nyquist rate) and
+``zeros`` zero crossings on each side, i.e. ``2 * ceil(zeros / c) + 2`` taps per
+output sample.
+
+Efficient form: output phase ``r`` (``m = q * L + r``) reads input samples
+``q * M + base_r + j``, ``base_r = floor(r * M / L)``. The phases are split into
+``G`` contiguous groups; each group is ONE matrix product of an ``as_strided``
+view of the (once padded) input, rows ``q`` with stride ``M``, by a
+``[taps + span_g, phases_g]`` weight matrix, written straight into its columns
+of the ``[.., q, L]`` output (which *is* the time-major output layout, no
+transpose). ``G = 1`` is the classic single-call form (weight ``[M + taps, L]``);
+``G`` is chosen by a cost model (more groups on the CPU, where FLOPs are dear;
+fewer on CUDA, where the strided-copy traffic is). No Python loop over samples.
+
+Streaming: :class:`Resampler` gives block-by-block output equal to the offline
+output for any block sizes, with :attr:`Resampler.latency` samples of delay.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import torch
+import torch.nn.functional as F
+
+from ironwave.backend.device import DeviceLike, choose_device
+from ironwave.backend.telemetry import telemetry
+from ironwave.backend.validate import as_tensor, check_audio, restore_type
+from ironwave.dsp.windows import finite_fast
+from ironwave.errors import InvalidAudio, InvalidParameter
+
+MAX_PHASES = 4096
+DEFAULT_ZEROS = 32
+DEFAULT_ROLLOFF = 0.92
+DEFAULT_BETA = 8.6
+
+
+def _rate(v: Any, name: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
+        raise InvalidParameter(f"{name} must be a positive integer rate in Hz, got {v!r}")
+    if float(v) <= 0:
+        raise InvalidParameter(f"{name} must be positive (Hz), got {v!r}")
+    if float(v) != int(v):
+        raise InvalidParameter(f"{name} must be a whole number of Hz for rational resampling, got {v!r}")
+    return int(v)
+
+
+def ratio(orig_sr: int, new_sr: int) -> tuple[int, int]:
+    """Reduced ``(L, M)`` with ``new_sr / orig_sr = L / M``."""
+    a, b = _rate(orig_sr, "orig_sr"), _rate(new_sr, "new_sr")
+    g = math.gcd(a, b)
+    return b // g, a // g
+
+
+@dataclass
+class PolyphasePlan:
+    """A designed polyphase resampler for one ratio ``L / M`` (see module docs).
+
+    Attributes:
+        up / down: ``L`` and ``M``.
+        taps: nonzero-capable taps per phase (``2 * half``).
+        half: ``ceil(zeros / cutoff) + 1``; the input is left-padded by ``half - 1``.
+        cutoff: lowpass cutoff as a fraction of the input Nyquist rate.
+        h: ``[L, taps]`` float64 polyphase coefficients (row r = phase r).
+        base: ``[L]`` integer offsets ``floor(r * M / L)``.
+        groups: ``(r0, r1, b0, width)`` per phase group.
+        reach: padded input samples that frame ``q = 0`` reads (max over groups of ``b0 + width``).
+    """
+
+    up: int
+    down: int
+    zeros: float
+    rolloff: float
+    beta: float
+    taps: int
+    half: int
+    cutoff: float
+    h: torch.Tensor
+    base: list[int]
+    groups: list[tuple[int, int, int, int]]
+    reach: int
+    _weights: dict[tuple[str, str], list[torch.Tensor]] = field(default_factory=dict, repr=False)
+
+    @property
+    def left_pad(self) -> int:
+        return self.half - 1
+
+    def weights(self, dtype: torch.dtype, device: torch.device) -> list[torch.Tensor]:
+        """Group weight matrices ``[width_g, r1 - r0]`` on ``device`` (cached)."""
+        key = (str(dtype), str(device))
+        w = self._weights.get(key)
+        if w is None:
+            w = []
+            for r0, r1, b0, width in self.groups:
+                m = torch.zeros(width, r1 - r0, dtype=torch.float64)
+                for r in range(r0, r1):
+                    o = self.base[r] - b0
+                    m[o:o + self.taps, r - r0] = self.h[r]
+                w.append(m.to(device=device, dtype=dtype))
+            self._weights[key] = w
+        return w
+
+    def out_length(self, n: int) -> int:
+        """Output samples for ``n`` input samples: ``ceil(n * L / M)``."""
+        return -(-n * self.up // self.down)
+
+
+def _kaiser_sinc(tau: torch.Tensor, cutoff: float, zeros: float, beta: float) -> torch.Tensor:
+    hw = zeros / cutoff
+    x = tau / hw
+    inside = x.abs() < 1.0
+    win = torch.special.i0(beta * torch.sqrt(torch.clamp(1.0 - x * x, min=0.0))) / torch.special.i0(torch.tensor(beta, dtype=torch.float64))
+    h = cutoff * torch.sinc(cutoff * tau) * win
+    return torch.where(inside, h, torch.zeros_like(h))
+
+
+def _auto_groups(L: int, M: int, taps: int, device_type: str) -> int:
+    # cost per output block q: MACs  L * (taps + M / G)  +  c * copied floats  (G * taps + M)
+    c = 80.0 if device_type == "cuda" else 4.0
+    g = math.sqrt(L * M / (c * taps)) if taps else 1.0
+    return int(max(1, min(L, round(g))))
+
+
+_PLANS: dict[tuple, PolyphasePlan] = {}
+
+
+def design(orig_sr: int, new_sr: int, *, zeros: float = DEFAULT_ZEROS, rolloff: float = DEFAULT_ROLLOFF,
+           beta: float = DEFAULT_BETA, groups: Optional[int] = None, device_type: str = "cpu") -> PolyphasePlan:
+    """Design (or fetch from cache) the polyphase plan for ``orig_sr -> new_sr``.
+
+    Args:
+        orig_sr / new_sr: rates in Hz (positive integers).
+        zeros: zero crossings of the sinc on each side (>= 1); more = sharper.
+        rolloff: cutoff as a fraction of the lower Nyquist rate, ``0 < rolloff <= 1``.
+        beta: Kaiser window shape (>= 0); larger = lower sidelobes, wider transition.
+        groups: number of phase groups (``None``: cost model for ``device_type``).
+    """
+    L, M = ratio(orig_sr, new_sr)
+    if L > MAX_PHASES:
+        raise InvalidParameter(f"{orig_sr} Hz -> {new_sr} Hz reduces to {L}/{M}: {L} phases exceed the limit of {MAX_PHASES}; "
+                               "resample through an intermediate rate with a simpler ratio")
+    if isinstance(zeros, bool) or not isinstance(zeros, (int, float)) or not math.isfinite(zeros) or zeros < 1:
+        raise InvalidParameter(f"zeros must be a number >= 1 (zero crossings per side), got {zeros!r}")
+    if isinstance(rolloff, bool) or not isinstance(rolloff, (int, float)) or not (0 < rolloff <= 1):
+        raise InvalidParameter(f"rolloff must be in (0, 1] (fraction of the lower Nyquist rate), got {rolloff!r}")
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not math.isfinite(beta) or beta < 0:
+        raise InvalidParameter(f"beta must be a finite number >= 0 (Kaiser shape), got {beta!r}")
+    if groups is not None and (isinstance(groups, bool) or not isinstance(groups, int) or groups < 1):
+        raise InvalidParameter(f"groups must be a positive integer or None, got {groups!r}")
+    key = (L, M, float(zeros), float(rolloff), float(beta), groups, device_type)
+    plan = _PLANS.get(key)
+    if plan is not None:
+        return plan
+    cutoff = float(rolloff) * min(1.0, L / M)
+    half = int(math.ceil(zeros / cutoff)) + 1
+    taps = 2 * half
+    r = torch.arange(L, dtype=torch.int64)
+    base = ((r * M) // L).tolist()
+    frac = ((r * M) % L).to(torch.float64) / L
+    j = torch.arange(taps, dtype=torch.float64)
+    tau = frac[:, None] + (half - 1) - j[None, :]
+    h = _kaiser_sinc(tau, cutoff, float(zeros), float(beta))
+    G = groups if groups is not None else _auto_groups(L, M, taps, device_type)
+    G = min(G, L)
+    bounds = [round(i * L / G) for i in range(G + 1)]
+    grp = []
+    for i in range(G):
+        r0, r1 = bounds[i], bounds[i + 1]
+        if r1 <= r0:
+            continue
+        b0 = base[r0]
+        width = base[r1 - 1] - b0 + taps
+        grp.append((r0, r1, b0, width))
+    reach = max(b0 + w for _, _, b0, w in grp)
+    plan = PolyphasePlan(L, M, float(zeros), float(rolloff), float(beta), taps, half, cutoff, h, base, grp, reach)
+    if len(_PLANS) > 64:
+        _PLANS.clear()
+    _PLANS[key] = plan
+    return plan
+
+
+def _apply(xp: torch.Tensor, plan: PolyphasePlan, Q: int) -> torch.Tensor:
+    """Core: ``xp [R, n]`` already left-padded; compute ``Q`` output blocks -> ``[R, Q * L]``.
+
+    ``xp`` must hold at least ``(Q - 1) * M + reach`` samples per row (zero-extend first).
+    """
+    R = xp.shape[0]
+    L, M = plan.up, plan.down
+    if Q <= 0:
+        return xp.new_zeros(R, 0)
+    # row-uniform buffer: each signal gets `rows` frames of stride M; frames q >= Q are junk
+    rows = Q + -(-plan.reach // M)
+    S = rows * M
+    need = (Q - 1) * M + plan.reach
+    seg = xp[:, :need]
+    buf = F.pad(seg, (0, S - seg.shape[1]))
+    flat = buf.reshape(-1)
+    nrows = (R - 1) * rows + Q
+    ws = plan.weights(xp.dtype, xp.device)
+    grad = torch.is_grad_enabled() and xp.requires_grad
+    if grad:
+        parts = [flat.as_strided((nrows, width), (M, 1), b0) @ w for (r0, r1, b0, width), w in zip(plan.groups, ws)]
+        out = torch.cat(parts, dim=1)
+    else:
+        out = torch.empty(nrows, L, dtype=xp.dtype, device=xp.device)
+        for (r0, r1, b0, width), w in zip(plan.groups, ws):
+            a = flat.as_strided((nrows, width), (M, 1), b0)
+            torch.mm(a, w, out=out[:, r0:r1])
+    # signal r's block q is row r * rows + q
+    y = out.as_strided((R, Q * L), (rows * L, 1))
+    return y
+
+
+def resample(x: Any, orig_sr: int, new_sr: int, *, zeros: float = DEFAULT_ZEROS, rolloff: float = DEFAULT_ROLLOFF,
+             beta: float = DEFAULT_BETA, groups: Optional[int] = None, device: DeviceLike = "auto") -> Any:
+    """Resample ``[..., time]`` audio from ``orig_sr`` Hz to ``new_sr`` Hz.
+
+    Args:
+        x: real audio ``[..., time]`` (tensor or numpy).
+        orig_sr / new_sr: rates in Hz (positive integers, any rational ratio with
+            at most 4096 phases after reduction).
+        zeros / rolloff / beta / groups: filter design, see :func:`design`.
+        device: ``"auto"`` (calibrated crossover), ``"cpu"``, ``"cuda[:N]"``;
+            the result comes back on the input's device.
+
+    Returns:
+        ``[..., ceil(time * new_sr / orig_sr)]``, same dtype (float16/bfloat16 are
+        computed in float32), numpy if numpy came in. Differentiable.
+    """
+    L, M = ratio(orig_sr, new_sr)
+    t, was_numpy = as_tensor(x, "x")
+    t = check_audio(t, "x", finite=False)
+    finite_fast(t, "x")
+    batch_shape, n = t.shape[:-1], t.shape[-1]
+    R = max(int(math.prod(batch_shape)), 1)
+    dev = choose_device("resample", n, R, device)
+    plan = design(orig_sr, new_sr, zeros=zeros, rolloff=rolloff, beta=beta, groups=groups, device_type=dev.type)
+    home, dtype = t.device, t.dtype
+    work = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+    with telemetry.track("dsp.resample", dev, requested=device):
+        if L == M:
+            y = t.clone()
+        else:
+            x2 = t.reshape(R, n).to(device=dev, dtype=work)
+            n_out = plan.out_length(n)
+            Q = -(-n_out // L)
+            need = (Q - 1) * M + plan.reach
+            xp = F.pad(x2, (plan.left_pad, max(need - n - plan.left_pad, 0)))
+            y = _apply(xp, plan, Q)[:, :n_out]
+            y = y.reshape(*batch_shape, n_out).to(device=home, dtype=dtype)
+    return restore_type(y, was_numpy)
+
+
+class Resampler:
+    """Streaming resampler: block-by-block output equals :func:`resample` of the whole signal.
+
+    Push blocks of any size (including 0); each call returns the output samples
+    that are final. :meth:`flush` zero-extends the end and returns the rest, so
+    the concatenation has exactly ``ceil(n * L / M)`` samples.
+
+    Args:
+        orig_sr / new_sr / zeros / rolloff / beta / groups: as in :func:`resample`.
+        device: where to compute (default: where the blocks are).
+
+    Attributes:
+        latency: worst-case delay in input samples between a sample arriving and
+            the output at its time instant being returned (``reach - half + 1``).
+        latency_out: the same in output samples.
+    """
+
+    def __init__(self, orig_sr: int, new_sr: int, *, zeros: float = DEFAULT_ZEROS, rolloff: float = DEFAULT_ROLLOFF,
+                 beta: float = DEFAULT_BETA, groups: Optional[int] = None, device: DeviceLike = None) -> None:
+        self.orig_sr, self.new_sr = _rate(orig_sr, "orig_sr"), _rate(new_sr, "new_sr")
+        self.L, self.M = ratio(orig_sr, new_sr)
+        self.device = device
+        self._kw = dict(zeros=zeros, rolloff=rolloff, beta=beta, groups=groups)
+        self.plan = design(orig_sr, new_sr, zeros=zeros, rolloff=rolloff, beta=beta, groups=groups)
+        self.reset()
+
+    @property
+    def latency(self) -> int:
+        return self.plan.reach - self.plan.left_pad if self.L != self.M else 0
+
+    @property
+    def latency_out(self) -> int:
+        return -(-self.latency * self.L // self.M)
+
+    def reset(self) -> None:
+        """Forget all input (the next push starts a new signal)."""
+        self._buf: Optional[torch.Tensor] = None
+        self._n_in = 0
+        self._n_out = 0
+        self._finished = False
+
+    def _emit(self, final: bool) -> torch.Tensor:
+        assert self._buf is not None
+        plan = self.plan
+        L, M = plan.up, plan.down
+        batch = self._buf.shape[:-1]
+        R = max(int(math.prod(batch)), 1)
+        if final:
+            total = plan.out_length(self._n_in)
+            Q = -(-(total - self._n_out) // L) if total > self._n_out else 0
+            need = (Q - 1) * M + plan.reach if Q > 0 else 0
+            if self._buf.shape[-1] < need:
+                self._buf = F.pad(self._buf, (0, need - self._buf.shape[-1]))
+        else:
+            have = self._buf.shape[-1]
+            Q = (have - plan.reach) // M + 1 if have >= plan.reach else 0
+            total = None
+        if Q <= 0:
+            return self._buf.new_zeros((*batch, 0))
+        dev = self._buf.device if self.device is None else choose_device("resample", self._buf.shape[-1], R, self.device)
+        p = plan if dev.type == "cpu" else design(self.orig_sr, self.new_sr, device_type=dev.type, **self._kw)  # type: ignore[arg-type]
+        with telemetry.track("dsp.resample_stream", dev, requested=self.device):
+            y = _apply(self._buf.reshape(R, -1).to(dev), p, Q).to(self._buf.device)
+        self._buf = self._buf[..., Q * M:]
+        if total is not None:
+            y = y[:, : total - self._n_out]
+        self._n_out += y.shape[-1]
+        return y.reshape(*batch, -1)
+
+    def push(self, block: Any) -> Any:
+        """Add input ``[..., n]`` (any ``n >= 0``); return the output samples that are final."""
+        t, was_numpy = as_tensor(block, "block")
+        t = check_audio(t, "block", min_length=0, finite=False)
+        finite_fast(t, "block")
+        if self._finished:
+            raise InvalidParameter("Resampler.push after flush(); call reset() to start a new signal")
+        if t.dtype in (torch.float16, torch.bfloat16):
+            t = t.to(torch.float32)
+        if self._buf is None:
+            self._buf = t.new_zeros((*t.shape[:-1], self.plan.left_pad))
+        if t.shape[:-1] != self._buf.shape[:-1]:
+            raise InvalidAudio(f"block has batch shape {list(t.shape[:-1])} but the stream started with {list(self._buf.shape[:-1])}")
+        self._n_in += t.shape[-1]
+        if self.L == self.M:
+            self._n_out += t.shape[-1]
+            return restore_type(t.clone(), was_numpy)
+        self._buf = torch.cat([self._buf, t.to(self._buf.dtype)], dim=-1)
+        return restore_type(self._emit(final=False), was_numpy)
+
+    def flush(self) -> torch.Tensor:
+        """End of signal: zero-extend and return the remaining output samples."""
+        if self._buf is None:
+            raise InvalidParameter("Resampler.flush before any push: no signal")
+        if self._finished or self.L == self.M:
+            self._finished = True
+            return self._buf[..., :0]
+        self._finished = True
+        return self._emit(final=True)
+
+
+__all__ = ["resample", "Resampler", "design", "ratio", "PolyphasePlan"]
