@@ -13,6 +13,7 @@ Backends (recorded in telemetry as ``iir.sosfilt`` plus a counter
 """
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, Literal, Sequence
 
@@ -121,7 +122,7 @@ def _run_scipy(sos64: np.ndarray, x: torch.Tensor, zi: torch.Tensor | None, bsha
                ) -> tuple[torch.Tensor, torch.Tensor | None]:
     import scipy.signal as ss
 
-    xn = x.detach().numpy()
+    xn = x.detach().to(_compute_dtype(x.dtype)).numpy()
     cb = sos64.shape[:-2]
     S = sos64.shape[-2]
     T = xn.shape[-1]
@@ -262,6 +263,9 @@ class SOSFilter:
         sos: ``[n_sections, 6]`` shared by all channels, or ``[channels, n_sections, 6]``.
         device: ``"cpu"`` (default), ``"auto"``, ``"cuda"``, ``"cuda:N"``.
         dtype: float32 (default) or float64.
+        validate: reject NaN/Inf blocks (an allocation-free sum check; on CUDA it
+            costs one device sync per block, so an engine may turn it off and
+            check its inputs at the graph edge instead).
 
     Example::
 
@@ -272,7 +276,8 @@ class SOSFilter:
             f.process(block, out=out)
     """
 
-    def __init__(self, sos: SOSLike, *, device: DeviceLike = "cpu", dtype: torch.dtype = torch.float32) -> None:
+    def __init__(self, sos: SOSLike, *, device: DeviceLike = "cpu", dtype: torch.dtype = torch.float32,
+                 validate: bool = True) -> None:
         if dtype not in (torch.float32, torch.float64):
             raise InvalidParameter(f"dtype must be torch.float32 or torch.float64, got {dtype}")
         self.sos = _validate_sos(sos)[0]
@@ -282,6 +287,7 @@ class SOSFilter:
         self.requested = device
         self.device = resolve_device(device)
         self.dtype = dtype
+        self.validate = bool(validate)
         self.block_size = 0
         self.channels = 0
         self.batch = 0
@@ -316,6 +322,7 @@ class SOSFilter:
             }
             self._groups.append(st)
         self._bufs: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._finite_buf = torch.zeros((), dtype=self.dtype, device=self.device)
         self._pingpong = [torch.zeros(batch, channels, self.block_size, dtype=self.dtype, device=self.device)
                           for _ in range(2 if len(self._groups) > 1 else 0)]
         for r in {self.L, self.block_size % self.L} - {0}:
@@ -412,8 +419,13 @@ class SOSFilter:
             raise InvalidAudio(f"block has dtype {x.dtype}; accepted: float16, bfloat16, float32, float64")
         if n < 1:
             raise InvalidAudio("block has 0 samples; at least 1 needed")
-        check_finite(x, "block")
         x3 = x.reshape(self.batch, self.channels, n)
+        if self.validate:
+            # allocation-free NaN/Inf check: any NaN/Inf makes the sum non-finite
+            torch.sum(x3 if x3.dtype == self.dtype else x3.to(self.dtype), dim=(0, 1, 2), out=self._finite_buf)
+            if not math.isfinite(self._finite_buf.item()):
+                check_finite(x, "block")
+                raise InvalidAudio("block contains NaN or Inf values (or values so large that they overflow)")
         if x3.device != self.device or x3.dtype != self.dtype:
             x3 = x3.to(self.device, self.dtype)
         if out is not None:
