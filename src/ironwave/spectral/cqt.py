@@ -33,7 +33,7 @@ from ironwave.backend.telemetry import telemetry
 from ironwave.spectral._common import (InvalidAudio, InvalidParameter, check_sr, complex_dtype, finish, get_window,
                                        positive, prepare_input, real_dtype, stft, track)
 
-__all__ = ["cqt", "vqt", "icqt", "cqt_frequencies", "CQT", "StreamingCQT", "resample_fft"]
+__all__ = ["cqt", "vqt", "icqt", "cqt_frequencies", "CQT", "resample_fft", "decimate2"]
 
 WINDOW_BANDWIDTHS = {"bart": 1.3334961334912805, "barthann": 1.4560255965133932, "bartlett": 1.3334961334912805,
                      "bkh": 2.0045975283585014, "black": 1.7269681554262326, "blackharr": 2.0045975283585014,
@@ -558,7 +558,3 @@ def icqt(C: Any, sr: float = 22050, *, hop_length: int = 512, fmin: float | None
            ("res_type", res_type))
     plan = _cached_plan(key)
     return plan.inverse(C, length=length, n_iter=n_iter, device=device)
-
-
-class StreamingCQT:
-    """Streaming CQT over hop-aligned blocks (placeholder, defined below)."""
