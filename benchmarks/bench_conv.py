@@ -126,14 +126,14 @@ def run_cpu(h: Harness) -> None:
     # torch engine on the CPU (same code as CUDA) for reference
     tconv = PartitionedConvolver(torch.from_numpy(ir), backend="torch", partition="uniform")
     tconv.prepare(BLOCK)
-    tb = [torch.from_numpy(b) for b in blocks[:400]]
+    tb = [torch.from_numpy(b) for b in blocks[:50]]
     tout = torch.empty(1, 1, BLOCK)
 
     def torch_cpu() -> None:
         for b in tb:
             tconv.process(b, out=tout)
 
-    h.compare("stream, torch engine on CPU (uniform), 400 blocks", torch_cpu, None, peer_name="-", warmup=1, repeat=3)
+    h.compare("stream, torch engine on CPU (uniform), 50 blocks", torch_cpu, None, peer_name="-", warmup=1, repeat=3)
 
     # offline
     xs = (rng.standard_normal((2, 10 * SR)) * 0.1).astype(np.float32)
