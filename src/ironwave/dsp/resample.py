@@ -40,9 +40,9 @@ from ironwave.dsp.windows import finite_fast
 from ironwave.errors import InvalidAudio, InvalidParameter
 
 MAX_PHASES = 4096
-DEFAULT_ZEROS = 32
-DEFAULT_ROLLOFF = 0.92
-DEFAULT_BETA = 8.6
+DEFAULT_ZEROS = 64
+DEFAULT_ROLLOFF = 0.93
+DEFAULT_BETA = 13.0
 
 
 def _rate(v: Any, name: str) -> int:
