@@ -235,18 +235,19 @@ def apply(x: torch.Tensor, mats: ChunkMats, levels: list[ScanLevel], s0: torch.T
     r = T - (K - 1) * L  # length of the last (maybe partial) chunk
     xp = F.pad(x, (0, K * L - T)) if r != L else x
     X = xp.reshape(*x.shape[:-1], K, L)
-    Z = X @ mats.W  # [..., K, L + N]
-    Y0, U = Z[..., :L], Z[..., L:]
-    bshape = torch.broadcast_shapes(Z.shape[:-2], s0.shape[:-1] if s0 is not None else ())
-    if s0 is None:
-        s0 = torch.zeros(*bshape, N, dtype=x.dtype, device=x.device)
+    bshape = torch.broadcast_shapes(x.shape[:-1], mats.W.shape[:-2], s0.shape[:-1] if s0 is not None else ())
+    if mats.W.dim() == 2 and tuple(x.shape[:-1]) == tuple(bshape):
+        # shared coefficients: 2-D GEMMs over all rows; the state term is added in place
+        # (X @ T and X @ G, the scan, then Y += S @ H: ~5 passes over the signal)
+        X2 = X.reshape(-1, L)
+        Y2 = X2 @ mats.W[:, :L]
+        U = (X2 @ mats.W[:, L:]).reshape(*bshape, K, N)
+        s0 = torch.zeros(*bshape, N, dtype=x.dtype, device=x.device) if s0 is None else s0
+        S = run_scan(U, s0, levels)
+        Y2.addmm_(S[..., :K, :].reshape(-1, N), mats.H)
+        Y = Y2.reshape(*bshape, K, L)
     else:
-        s0 = s0.expand(*bshape, N)
-    if U.shape[:-2] != bshape:
-        U = U.expand(*bshape, *U.shape[-2:])
-        Y0 = Y0.expand(*bshape, *Y0.shape[-2:])
-    S = run_scan(U, s0, levels)  # [..., K+1, N]
-    Y = Y0 + S[..., :K, :] @ mats.H
+        Y, S = _apply_general(X, mats, levels, s0, bshape)
     y = Y.reshape(*Y.shape[:-2], K * L)
     if r != L:
         y = y[..., :T]
@@ -257,6 +258,25 @@ def apply(x: torch.Tensor, mats: ChunkMats, levels: list[ScanLevel], s0: torch.T
     else:
         zf = S[..., K, :]
     return y, zf
+
+
+def _apply_general(X: torch.Tensor, mats: ChunkMats, levels: list[ScanLevel], s0: torch.Tensor | None,
+                   bshape: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    L, N = mats.L, mats.N
+    K = X.shape[-2]
+    x = X
+    Z = X @ mats.W  # [..., K, L + N]
+    Y0, U = Z[..., :L], Z[..., L:]
+    if s0 is None:
+        s0 = torch.zeros(*bshape, N, dtype=x.dtype, device=x.device)
+    else:
+        s0 = s0.expand(*bshape, N)
+    if tuple(U.shape[:-2]) != tuple(bshape):
+        U = U.expand(*bshape, *U.shape[-2:])
+        Y0 = Y0.expand(*bshape, *Y0.shape[-2:])
+    S = run_scan(U, s0, levels)  # [..., K+1, N]
+    Y = Y0 + S[..., :K, :] @ mats.H
+    return Y, S
 
 
 class PlanCache:
