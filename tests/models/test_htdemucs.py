@@ -1,0 +1,129 @@
+"""HTDemucs equals the reference demucs==4.1.0 (same random weights) through the full apply path."""
+from __future__ import annotations
+
+import random
+from fractions import Fraction
+
+import pytest
+import torch
+
+from ironwave.models import HTDEMUCS_KWARGS, SOURCES_4, SOURCES_6, HTDemucs, SeparationStats, apply_model
+from ironwave.errors import InvalidAudio, InvalidParameter
+
+
+TOL = 1e-4
+
+
+@pytest.mark.parametrize("sources", [SOURCES_4, SOURCES_6], ids=["4s", "6s"])
+def test_forward_equals_reference_small(sources, h):
+    ref, ours = h.pair(sources, h.SMALL, seed=1)
+    x = torch.randn(2, 2, 30000)  # shorter than the segment: padded inside, as demucs
+    with torch.no_grad():
+        a, b = ref(x), ours(x)
+    assert b.shape == (2, len(sources), 2, 30000)
+    assert (a - b).abs().max().item() < TOL
+
+
+@pytest.mark.parametrize("sources", [SOURCES_4, SOURCES_6], ids=["4s", "6s"])
+def test_apply_equals_reference_on_real_music_small(sources, music, h):
+    _, ref_apply, _ = h.reference()
+    ref, ours = h.pair(sources, h.SMALL, seed=2)
+    with torch.no_grad():
+        want = ref_apply(ref, music[None], shifts=0, overlap=0.25)[0]
+    for bs in (1, 4):
+        st = SeparationStats()
+        got = apply_model(ours, music, batch_size=bs, device="cpu", stats=st)
+        assert got.shape == (len(sources), 2, music.shape[-1])
+        err = (got - want).abs().max().item()
+        assert err < TOL, (bs, err)
+        assert st.segments == len(range(0, music.shape[-1], int(0.75 * 44100)))
+
+
+@pytest.mark.parametrize("name, sources", [("htdemucs", SOURCES_4), ("htdemucs_6s", SOURCES_6)])
+def test_full_config_equals_reference_on_real_music(name, sources, music, h):
+    """The released architecture (segment 39/5 s, 48 channels, 5 transformer layers)."""
+    _, ref_apply, _ = h.reference()
+    kwargs = dict(HTDEMUCS_KWARGS)
+    ref, ours = h.pair(sources, kwargs, seed=3)
+    assert ref.segment == Fraction(39, 5)
+    x = music[:, 44100 * 5: 44100 * 8]  # 3 s straddling the two recordings
+    with torch.no_grad():
+        want = ref_apply(ref, x[None], shifts=0, overlap=0.25)[0]
+    got = apply_model(ours, x, device="cpu")
+    assert (got - want).abs().max().item() < TOL
+
+
+def test_shift_trick_equals_reference_with_same_seed(music, h):
+    _, ref_apply, _ = h.reference()
+    ref, ours = h.pair(SOURCES_4, h.SMALL, seed=4)
+    x = music[:, :44100 * 3]
+    random.seed(11)
+    with torch.no_grad():
+        want = ref_apply(ref, x[None], shifts=1, overlap=0.25)[0]
+    got = apply_model(ours, x, shifts=1, seed=11, device="cpu")
+    assert (got - want).abs().max().item() < TOL
+    two = apply_model(ours, x, shifts=2, seed=11, device="cpu")
+    assert two.shape == got.shape and torch.isfinite(two).all()
+
+
+def test_batched_input_numpy_and_graph_mode(music, h):
+    _, ours = h.pair(SOURCES_4, h.SMALL, seed=5)
+    x = music[:, :44100 * 2]
+    single = apply_model(ours, x, device="cpu")
+    batched = apply_model(ours, torch.stack([x, x * 0.5]), batch_size=3, device="cpu")
+    assert (batched[0] - single).abs().max() < TOL
+    assert (batched[1] - apply_model(ours, x * 0.5, device="cpu")).abs().max() < TOL
+    out_np = apply_model(ours, x.numpy(), device="cpu")
+    assert isinstance(out_np, type(x.numpy())) and abs(out_np - single.numpy()).max() < TOL
+    graph = apply_model(ours, x, graph=True, batch_size=2, device="cpu")  # eager replay on the CPU
+    assert (graph - single).abs().max() < TOL
+
+
+def _sdr(ref: torch.Tensor, est: torch.Tensor) -> float:
+    return float(10 * torch.log10(ref.pow(2).sum() / (ref - est).pow(2).sum().clamp_min(1e-20)))
+
+
+def test_bf16_and_time_only_modes_measured(music, h):
+    _, ours = h.pair(SOURCES_4, h.SMALL, seed=6)
+    x = music[:, :44100 * 2]
+    full = apply_model(ours, x, device="cpu")
+    bf16 = apply_model(ours, x, precision="bf16", device="cpu")
+    fast = apply_model(ours, x, time_only=True, device="cpu")
+    assert _sdr(full, bf16) > 20  # autocast changes little
+    sdr_fast = _sdr(full, fast)
+    assert sdr_fast < 60  # the spectral branch really is dropped ...
+    assert torch.isfinite(fast).all() and fast.shape == full.shape  # ... and the output stays well-formed
+
+
+def test_bad_inputs_are_clear_errors(h):
+    _, ours = h.pair(SOURCES_4, h.SMALL, seed=7)
+    with pytest.raises(InvalidAudio, match="channel"):
+        apply_model(ours, torch.randn(1, 44100), device="cpu")
+    bad = torch.randn(2, 44100)
+    bad[0, 5] = float("nan")
+    with pytest.raises(InvalidAudio, match="NaN"):
+        apply_model(ours, bad, device="cpu")
+    with pytest.raises(InvalidParameter, match="overlap"):
+        apply_model(ours, torch.randn(2, 1000), overlap=1.0, device="cpu")
+    with pytest.raises(InvalidParameter, match="precision"):
+        apply_model(ours, torch.randn(2, 1000), precision="int8", device="cpu")
+    with pytest.raises(InvalidParameter, match="segment"):
+        apply_model(ours, torch.randn(2, 1000), segment=5.0, device="cpu")
+    with pytest.raises(InvalidParameter, match="longer than the training segment"):
+        ours(torch.randn(1, 2, 50000))
+    with pytest.raises(InvalidParameter, match="not supported"):
+        HTDemucs(SOURCES_4, multi_freqs=[0.5])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("graph", [False, True])
+def test_cuda_matches_cpu(graph, music, h):
+    _, ours = h.pair(SOURCES_4, h.SMALL, seed=8)
+    x = music[:, :44100 * 3]
+    cpu = apply_model(ours, x, device="cpu")
+    gpu = apply_model(ours, x.cuda(), device="cuda", graph=graph, batch_size=2)
+    assert gpu.device.type == "cuda"
+    assert (gpu.cpu() - cpu).abs().max() < 1e-3
+    bf = apply_model(ours, x, device="cuda", precision="bf16")
+    assert _sdr(cpu, bf) > 20
