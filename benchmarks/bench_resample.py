@@ -42,6 +42,7 @@ def tone_quality(fn: Callable[[np.ndarray], np.ndarray], orig: int = ORIG, new: 
 
 def run(h: Harness) -> None:
     dev = h.device
+    h.record("torch intra-op threads", torch.get_num_threads(), "threads")
     import scipy.signal as ss
 
     try:
