@@ -36,7 +36,7 @@ class SetParam(Command):
     at: int | None = None
 
     def apply(self, engine: "Engine") -> None:
-        loc = engine.plan.loc.get(self.node)
+        loc = (engine.naive or engine.plan).loc.get(self.node)
         if loc is None:  # node removed meanwhile
             engine.dropped_commands += 1
             return

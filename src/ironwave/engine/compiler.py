@@ -123,33 +123,16 @@ def analyse(graph: Graph, in_channels: int | None = None, out_channels: int | No
             raise GraphError(f"a graph has at most one {t!r} node; found {', '.join(graph.node(i).name for i in kinds[t])}")
     order = [v for lvl in sched.levels for v in lvl]
     ch: dict[NodeId, int] = {}
-    pending_fb: list[NodeId] = []
-    for v in order:
-        spec = graph.node(v)
-        cls = node_class(spec.type)
-        c = spec.channels
-        if spec.type == "input" and in_channels is not None:
-            if c is not None and c != in_channels:
-                raise GraphError(f"node {spec.name!r} (input) has {c} channels but the engine input has {in_channels}")
-            c = in_channels
-        if spec.type == "output" and out_channels is not None:
-            if c is not None and c != out_channels:
-                raise GraphError(f"node {spec.name!r} (output) has {c} channels but the engine output has {out_channels}")
-            c = out_channels
-        if c is None:
-            c = cls.config_channels(spec.config)
-        if c is None:
-            srcs = []
-            if cls.inputs:
-                first = next(iter(cls.inputs))
-                for e in src_of.get((v, first), []):
-                    if e.src in ch:
-                        scls = node_class(graph.node(e.src).type)
-                        srcs.append(scls.port_channels(e.src_port, ch[e.src], False))
-                    else:
-                        pending_fb.append(v)
-            c = cls.infer_channels(srcs)
-        ch[v] = c
+    # channel inference to a fixpoint (feedback delays may learn their count from later nodes)
+    for _ in range(len(order) + 2):
+        changed = False
+        for v in order:
+            c = _infer(graph, v, ch, src_of, in_channels, out_channels)
+            if ch.get(v) != c:
+                ch[v] = c
+                changed = True
+        if not changed:
+            break
     for e in graph.edges:
         scls, dcls = node_class(graph.node(e.src).type), node_class(graph.node(e.dst).type)
         cs = scls.port_channels(e.src_port, ch[e.src], False)
@@ -158,6 +141,32 @@ def analyse(graph: Graph, in_channels: int | None = None, out_channels: int | No
             raise GraphError(f"cannot connect {graph.node(e.src).name}.{e.src_port} ({cs} ch) to {graph.node(e.dst).name}.{e.dst_port} "
                              f"({cd} ch): channel counts must match (mono sources are upmixed); set 'channels' on a node")
     return Analysis(sched, ch, src_of, order)
+
+
+def _infer(graph: Graph, v: NodeId, ch: dict[NodeId, int], src_of: dict, in_channels: int | None,
+           out_channels: int | None) -> int:
+    spec = graph.node(v)
+    cls = node_class(spec.type)
+    c = spec.channels
+    if spec.type == "input" and in_channels is not None:
+        if c is not None and c != in_channels:
+            raise GraphError(f"node {spec.name!r} (input) has {c} channels but the engine input has {in_channels}")
+        c = in_channels
+    if spec.type == "output" and out_channels is not None:
+        if c is not None and c != out_channels:
+            raise GraphError(f"node {spec.name!r} (output) has {c} channels but the engine output has {out_channels}")
+        c = out_channels
+    if c is None:
+        c = cls.config_channels(spec.config)
+    if c is None:
+        srcs = []
+        if cls.inputs:
+            first = next(iter(cls.inputs))
+            for e in src_of.get((v, first), []):
+                if e.src in ch:
+                    srcs.append(node_class(graph.node(e.src).type).port_channels(e.src_port, ch[e.src], False))
+        c = cls.infer_channels(srcs)
+    return c
 
 
 def _port_sources(an: Analysis, graph: Graph, v: NodeId, port: str, fb: bool) -> list[Edge]:
@@ -446,6 +455,11 @@ class Plan:
                 for g in sorted(self.groups, key=lambda g: (g.level, g.type))]
 
 
+@dataclass
+class _BankRef:
+    bank: ParamBank
+
+
 class NaiveRunner:
     """Reference executor: a plain Python loop over nodes, one kernel call per node.
 
@@ -459,6 +473,7 @@ class NaiveRunner:
         an = self.an = analyse(graph, resources.in_channels, resources.out_channels)
         self.nodes: list[tuple[NodeId, Node, ParamBank, list[tuple[str, int]], bool]] = []
         self.outputs: dict[tuple[NodeId, str], torch.Tensor] = {}
+        self.loc: dict[NodeId, tuple[_BankRef, int]] = {}
         fb = {e.dst for e in an.schedule.feedback}
         for v in an.order:
             spec = graph.node(v)
@@ -476,6 +491,7 @@ class NaiveRunner:
             for p in cls.outputs:
                 self.outputs[(v, p)] = torch.zeros(1, cls.port_channels(p, c, False), frames, device=device)
             self.nodes.append((v, k, bank, ports, v in fb))
+            self.loc[v] = (_BankRef(bank), 0)
         self.has_output = any(graph.node(v).type == "output" for v in an.order)
 
     def _input(self, v: NodeId, port: str, pc: int, include_fb: bool) -> torch.Tensor:

@@ -80,6 +80,11 @@ _EDGE = re.compile(r"^\s*([^\s>-][^\s>]*?)\s*->\s*([^\s>]+)\s*$")
 def parse_patch(text: str, path: str = "<patch>") -> Patch:
     """Parse patch text (YAML or JSON) into a :class:`Patch` (errors name line and node)."""
     ctx = _Ctx(path)
+    if path.lower().endswith(".json") or text.lstrip().startswith("{"):
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as e:
+            raise PatchError(f"{path}:{e.lineno}: YAML/JSON syntax error: {e.msg} (column {e.colno})") from None
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as e:
@@ -183,6 +188,10 @@ def parse_patch(text: str, path: str = "<patch>") -> Patch:
 
 
 def _guess_node(msg: str, g: Graph) -> str | None:
+    for pat in (r"connect ([A-Za-z_][\w\-]*)\.", r"cycle: ([A-Za-z_][\w\-]*)", r"node '([^']+)'"):
+        m = re.search(pat, msg)
+        if m and m.group(1) in g:
+            return m.group(1)
     for s in g.nodes():
         if f"{s.name}" in msg:
             return s.name

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from ironwave.engine.errors import GraphError
-from ironwave.engine.nodes.base import Node, register
+from ironwave.engine.nodes.base import Node, irfft_rows, register, rfft_rows
 from ironwave.engine.params import ParamSpec
 
 _IR_CACHE: dict[tuple[str, int], torch.Tensor] = {}
@@ -95,14 +95,14 @@ class Convolver(Node):
         self.buf[:, :, :F].copy_(self.prev)
         self.buf[:, :, F:].copy_(x)
         self.prev.copy_(x)
-        torch.fft.rfft(self.buf, dim=-1, out=self.X)
+        rfft_rows(self.buf, 2 * F, self.X)
         if K > 1:
             self.tmp.copy_(self.fdl[:, :, : K - 1])
             self.fdl[:, :, 1:].copy_(self.tmp)
         self.fdl[:, :, 0].copy_(self.X)
         torch.mul(self.fdl, self.H, out=self.prod)
         torch.sum(self.prod, dim=2, out=self.Y)
-        torch.fft.irfft(self.Y, n=2 * F, dim=-1, out=self.yb)
+        irfft_rows(self.Y, 2 * F, self.yb)
         torch.mul(self.yb[:, :, F:], p[1], out=self.wet)
         self.wet.mul_(p[0])
         self.dry.copy_(p[0])

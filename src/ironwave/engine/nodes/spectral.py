@@ -12,7 +12,7 @@ import math
 import torch
 
 from ironwave.engine.errors import GraphError
-from ironwave.engine.nodes.base import Node, register
+from ironwave.engine.nodes.base import Node, irfft_rows, register, rfft_rows
 from ironwave.engine.params import ParamSpec
 
 
@@ -71,7 +71,7 @@ class SpectralGate(Node):
         self.hist[:, :, : N - F].copy_(self.tmp)
         self.hist[:, :, N - F:].copy_(ins[0])
         torch.mul(self.hist, self.wa, out=self.fr)
-        torch.fft.rfft(self.fr, dim=-1, out=self.X)
+        rfft_rows(self.fr, N, self.X)
         torch.abs(self.X, out=self.mag)
         # threshold and floor from dB, once per block (last sample of the ramp)
         torch.mul(p[0][:, :, -1:], math.log(10) / 20, out=self.thr)
@@ -84,7 +84,7 @@ class SpectralGate(Node):
         self.thr.add_(1.0)
         self.g.mul_(self.thr).add_(self.floor)
         self.X.mul_(self.g)
-        torch.fft.irfft(self.X, n=N, dim=-1, out=self.y)
+        irfft_rows(self.X, N, self.y)
         self.y.mul_(self.ws)
         self.ola.add_(self.y)
         outs[0].copy_(self.ola[:, :, :F])
