@@ -28,20 +28,24 @@ def test_forward_equals_reference_small(sources, h):
 def test_apply_equals_reference_on_real_music_small(sources, music, h):
     _, ref_apply, _ = h.reference()
     ref, ours = h.pair(sources, h.SMALL, seed=2)
+    x = music[:, 44100 * 4: 44100 * 8]  # 4 s: drum loop into guitar harmonics
     with torch.no_grad():
-        want = ref_apply(ref, music[None], shifts=0, overlap=0.25)[0]
+        want = ref_apply(ref, x[None], shifts=0, overlap=0.25)[0]
     for bs in (1, 4):
         st = SeparationStats()
-        got = apply_model(ours, music, batch_size=bs, device="cpu", stats=st)
-        assert got.shape == (len(sources), 2, music.shape[-1])
+        got = apply_model(ours, x, batch_size=bs, device="cpu", stats=st)
+        assert got.shape == (len(sources), 2, x.shape[-1])
         err = (got - want).abs().max().item()
         assert err < TOL, (bs, err)
-        assert st.segments == len(range(0, music.shape[-1], int(0.75 * 44100)))
+        assert st.segments == len(range(0, x.shape[-1], int(0.75 * 44100)))
 
 
-@pytest.mark.parametrize("name, sources", [("htdemucs", SOURCES_4), ("htdemucs_6s", SOURCES_6)])
-def test_full_config_equals_reference_on_real_music(name, sources, music, h):
-    """The released architecture (segment 39/5 s, 48 channels, 5 transformer layers)."""
+def test_full_config_equals_reference_on_real_music(music, h):
+    """The released htdemucs_6s architecture (segment 39/5 s, 48 channels, 5 transformer layers).
+
+    (The 4-source htdemucs differs only in the last decoder layers' output channels,
+    which the small-config tests cover for both variants.)"""
+    sources = SOURCES_6
     _, ref_apply, _ = h.reference()
     kwargs = dict(HTDEMUCS_KWARGS)
     ref, ours = h.pair(sources, kwargs, seed=3)

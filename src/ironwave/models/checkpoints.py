@@ -85,8 +85,9 @@ def _read_th(path: Path) -> ModelPackage:
         msg = str(e).split("\n")[0]
         raise CheckpointError(f"{path} is not a loadable demucs checkpoint: it references objects outside the safe "
                               f"list ({msg[:200]})") from None
-    except (RuntimeError, EOFError, OSError, ValueError, AttributeError) as e:
-        raise CheckpointError(f"{path} is not a torch/demucs checkpoint: {str(e).splitlines()[0][:200]}") from None
+    except Exception as e:  # corrupt/foreign files raise many types inside torch.load
+        first = (str(e).splitlines() or [type(e).__name__])[0][:200]
+        raise CheckpointError(f"{path} is not a torch/demucs checkpoint: {first}") from None
     if not isinstance(pkg, dict):
         raise CheckpointError(f"{path} holds a {type(pkg).__name__}, not a demucs model package "
                               "(a dict with klass, args, kwargs, state)")
@@ -130,8 +131,11 @@ def _read_safetensors(path: Path) -> ModelPackage:
     if klass in ("HTDemucs", "htdemucs.HTDemucs"):
         klass = _HT
     seg = kwargs.get("segment")
-    if isinstance(seg, str) and "/" in seg:
-        kwargs["segment"] = Fraction(seg)
+    if isinstance(seg, str):
+        try:
+            kwargs["segment"] = Fraction(seg)
+        except ValueError:
+            raise CheckpointError(f"{ypath}: segment {seg!r} is not a number of seconds (e.g. 7.8 or 39/5)") from None
     return ModelPackage(klass, args, kwargs, state, str(path))
 
 
@@ -178,7 +182,12 @@ def model_from_package(pkg: ModelPackage, *, strict_kwargs: bool = False) -> HTD
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{pkg.source}: cannot build HTDemucs from its kwargs: {e}") from None
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in pkg.state.items() if isinstance(v, torch.Tensor)}
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if "size mismatch" in ln]
+        raise CheckpointError(f"{pkg.source}: weights do not match the configuration: {len(lines)} shape "
+                              f"mismatch(es), e.g. {lines[0] if lines else str(e)[:200]}") from None
     if missing or unexpected:
         raise CheckpointError(f"{pkg.source}: weights do not match the configuration: "
                               f"{len(missing)} missing (e.g. {missing[:3]}), {len(unexpected)} unexpected "
