@@ -178,7 +178,10 @@ def test_gpu_matches_cpu():
     y2 = resample(x, 48000, 44100, device="cuda")
     assert y2.device.type == "cpu"
     torch.testing.assert_close(y2, ref, atol=1e-5, rtol=1e-5)
-    assert telemetry.backends("dsp.resample").get("cuda", 0) >= 2
+    # ref ran on the CPU (explicit); the CUDA-resident input ("auto") and the explicit request on CUDA
+    assert telemetry.backends("dsp.resample") == {"cpu": 1, "cuda": 2}
     rs = Resampler(48000, 44100, device="cuda")
     out = torch.cat([rs.push(x[:, i:i + 4000]) for i in range(0, 48000, 4000)] + [rs.flush()], -1)
+    assert out.device.type == "cpu"
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    assert set(telemetry.backends("dsp.resample_stream")) == {"cuda"}

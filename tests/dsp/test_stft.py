@@ -282,7 +282,27 @@ def test_gpu_matches_cpu(method):
     assert y.device.type == "cuda"
     assert rel(y.cpu(), ref) < 1e-5
     assert telemetry.backends(f"dsp.stft.{method}") == {"cuda": 1}
-    back = istft(y, 512, length=48000)
+    back = istft(y, 512, length=48000)  # "auto" keeps CUDA-resident input on its GPU
     assert back.device.type == "cuda" and float((back.cpu() - x).abs().max()) < 1e-4
+    assert telemetry.backends("dsp.istft") == {"cuda": 1}
     y2 = stft(x, 2048, 512, method=method, device="cuda")  # CPU in, CUDA compute, CPU out
     assert y2.device.type == "cpu" and rel(y2, ref) < 1e-5
+    assert telemetry.backends(f"dsp.stft.{method}") == {"cuda": 2}
+
+
+def test_run_device_rule(monkeypatch):
+    """'auto' keeps CUDA-resident input on its GPU; explicit requests are honoured (checked without a GPU)."""
+    from ironwave.dsp.stft import run_device
+
+    monkeypatch.delenv("IRONWAVE_DEVICE", raising=False)
+    assert run_device("stft", 10, 1, "auto", torch.device("cuda", 1)) == torch.device("cuda", 1)
+    assert run_device("stft", 10, 1, None, torch.device("cuda", 0)) == torch.device("cuda", 0)
+    assert run_device("stft", 10, 1, "cpu", torch.device("cuda", 0)) == torch.device("cpu")
+    monkeypatch.setenv("IRONWAVE_DEVICE", "cpu")  # the override wins over residency
+    assert run_device("stft", 10, 1, "auto", torch.device("cuda", 0)) == torch.device("cpu")
+    monkeypatch.delenv("IRONWAVE_DEVICE")
+    if not torch.cuda.is_available():
+        assert run_device("stft", 10, 1, "auto", torch.device("cpu")) == torch.device("cpu")
+        from ironwave.errors import BackendUnavailable
+        with pytest.raises(BackendUnavailable):
+            run_device("stft", 10, 1, "cuda", torch.device("cpu"))

@@ -27,15 +27,16 @@ output for any block sizes, with :attr:`Resampler.latency` samples of delay.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
 
-from ironwave.backend.device import DeviceLike, choose_device
-from ironwave.backend.telemetry import telemetry
+from ironwave.backend.device import DeviceLike
 from ironwave.backend.validate import as_tensor, check_audio, restore_type
+from ironwave.dsp.stft import record_ran, run_device
 from ironwave.dsp.windows import finite_fast
 from ironwave.errors import InvalidAudio, InvalidParameter
 
@@ -243,21 +244,24 @@ def resample(x: Any, orig_sr: int, new_sr: int, *, zeros: float = DEFAULT_ZEROS,
     finite_fast(t, "x")
     batch_shape, n = t.shape[:-1], t.shape[-1]
     R = max(int(math.prod(batch_shape)), 1)
-    dev = choose_device("resample", n, R, device)
-    plan = design(orig_sr, new_sr, zeros=zeros, rolloff=rolloff, beta=beta, groups=groups, device_type=dev.type)
     home, dtype = t.device, t.dtype
+    dev = run_device("resample", n, R, device, home)
+    plan = design(orig_sr, new_sr, zeros=zeros, rolloff=rolloff, beta=beta, groups=groups, device_type=dev.type)
     work = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
-    with telemetry.track("dsp.resample", dev, requested=device):
-        if L == M:
-            y = t.clone()
-        else:
-            x2 = t.reshape(R, n).to(device=dev, dtype=work)
-            n_out = plan.out_length(n)
-            Q = -(-n_out // L)
-            need = (Q - 1) * M + plan.reach
-            xp = F.pad(x2, (plan.left_pad, max(need - n - plan.left_pad, 0)))
-            y = _apply(xp, plan, Q)[:, :n_out]
-            y = y.reshape(*batch_shape, n_out).to(device=home, dtype=dtype)
+    t0 = time.perf_counter()
+    if L == M:
+        y = t.to(dev).clone()
+        record_ran("dsp.resample", y, t0, device)
+        y = y.to(home)
+    else:
+        x2 = t.reshape(R, n).to(device=dev, dtype=work)
+        n_out = plan.out_length(n)
+        Q = -(-n_out // L)
+        need = (Q - 1) * M + plan.reach
+        xp = F.pad(x2, (plan.left_pad, max(need - n - plan.left_pad, 0)))
+        y = _apply(xp, plan, Q)[:, :n_out]
+        record_ran("dsp.resample", y, t0, device)
+        y = y.reshape(*batch_shape, n_out).to(device=home, dtype=dtype)
     return restore_type(y, was_numpy)
 
 
@@ -320,10 +324,12 @@ class Resampler:
             total = None
         if Q <= 0:
             return self._buf.new_zeros((*batch, 0))
-        dev = self._buf.device if self.device is None else choose_device("resample", self._buf.shape[-1], R, self.device)
+        dev = self._buf.device if self.device is None else run_device("resample", self._buf.shape[-1], R, self.device, self._buf.device)
         p = plan if dev.type == "cpu" else design(self.orig_sr, self.new_sr, device_type=dev.type, **self._kw)  # type: ignore[arg-type]
-        with telemetry.track("dsp.resample_stream", dev, requested=self.device):
-            y = _apply(self._buf.reshape(R, -1).to(dev), p, Q).to(self._buf.device)
+        t0 = time.perf_counter()
+        y = _apply(self._buf.reshape(R, -1).to(dev), p, Q)
+        record_ran("dsp.resample_stream", y, t0, self.device)
+        y = y.to(self._buf.device)
         self._buf = self._buf[..., Q * M:]
         if total is not None:
             y = y[:, : total - self._n_out]

@@ -40,6 +40,8 @@ composition has a latency of ``n_fft - hop`` samples (hop-aligned blocks).
 from __future__ import annotations
 
 import math
+import os
+import time
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -59,6 +61,27 @@ NOLA_TOL = 1e-11
 
 #: What ``method="auto"`` runs per device type (set ``"freqwin"`` where it measures faster).
 AUTO_METHOD: dict[str, str] = {"cpu": "torch", "cuda": "torch"}
+
+
+# ----------------------------------------------------------------------------- device / telemetry
+def run_device(family: str, size: int, batch: int, device: DeviceLike, home: torch.device) -> torch.device:
+    """Device an op runs on for the caller's ``device`` request and the input's ``home`` device.
+
+    An explicit device is honoured (``BackendUnavailable`` if it cannot be met). ``"auto"``
+    (or ``None``) keeps input that already lives on a GPU there (shipping it to the CPU
+    and back costs a sync and two copies); CPU input goes through the calibrated
+    CPU/GPU crossover of *family* (``IRONWAVE_DEVICE`` overrides both).
+    """
+    is_auto = device is None or (isinstance(device, str) and device.strip().lower() == "auto")
+    forced = os.environ.get("IRONWAVE_DEVICE", "").strip().lower() not in ("", "auto")
+    if is_auto and home.type == "cuda" and not forced:
+        return home
+    return choose_device(family, size, batch, device)
+
+
+def record_ran(op: str, result: torch.Tensor, t0: float, requested: DeviceLike) -> None:
+    """Telemetry for one call: the backend is the device *result* was computed on."""
+    telemetry.record(op, result.device, time.perf_counter() - t0, requested=requested)
 
 
 # ----------------------------------------------------------------------------- params
@@ -372,12 +395,13 @@ def stft(x: Any, n_fft: int, hop_length: Optional[int] = None, win_length: Optio
     work_dtype = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
     batch_shape, L = t.shape[:-1], t.shape[-1]
     R = max(int(math.prod(batch_shape)), 1)
-    dev = choose_device("stft", L, R, device)
+    dev = run_device("stft", L, R, device, home)
     m = _pick_method(method, p, dev.type)
-    with telemetry.track(f"dsp.stft.{m}", dev, requested=device):
-        x2 = t.reshape(R, L).to(device=dev, dtype=work_dtype)
-        y = _stft_core(x2, p, m)
-        y = y.reshape(*batch_shape, p.n_freq, y.shape[-1]).to(home)
+    t0 = time.perf_counter()
+    x2 = t.reshape(R, L).to(device=dev, dtype=work_dtype)
+    y = _stft_core(x2, p, m)
+    record_ran(f"dsp.stft.{m}", y, t0, device)
+    y = y.reshape(*batch_shape, p.n_freq, y.shape[-1]).to(home)
     return restore_type(y, was_numpy)
 
 
@@ -488,10 +512,11 @@ def istft(S: Any, hop_length: Optional[int] = None, win_length: Optional[int] = 
     batch_shape = t.shape[:-2]
     R = max(int(math.prod(batch_shape)), 1)
     home = t.device
-    dev = choose_device("stft", n_fft + p.hop_length * (T - 1), R, device)
-    with telemetry.track("dsp.istft", dev, requested=device):
-        y = _istft_core(t.reshape(R, nf, T).to(dev), p, length)
-        y = y.reshape(*batch_shape, y.shape[-1]).to(home)
+    dev = run_device("stft", n_fft + p.hop_length * (T - 1), R, device, home)
+    t0 = time.perf_counter()
+    y = _istft_core(t.reshape(R, nf, T).to(dev), p, length)
+    record_ran("dsp.istft", y, t0, device)
+    y = y.reshape(*batch_shape, y.shape[-1]).to(home)
     return restore_type(y, was_numpy)
 
 
@@ -548,9 +573,11 @@ class STFTStream:
         seg = self._buf[..., : (k - 1) * p.hop_length + p.n_fft]
         R = max(int(math.prod(batch)), 1)
         q = STFTParams(p.n_fft, p.hop_length, p.win_length, p.window, False, "constant", p.normalized)
-        dev = seg.device if self.device is None else choose_device("stft", seg.shape[-1], R, self.device)
-        with telemetry.track(f"dsp.stft_stream.{self.method}", dev, requested=self.device):
-            y = _stft_core(seg.reshape(R, -1).to(dev), q, self.method).reshape(*batch, p.n_freq, k).to(seg.device)
+        dev = seg.device if self.device is None else run_device("stft", seg.shape[-1], R, self.device, seg.device)
+        t0 = time.perf_counter()
+        y = _stft_core(seg.reshape(R, -1).to(dev), q, self.method)
+        record_ran(f"dsp.stft_stream.{self.method}", y, t0, self.device)
+        y = y.reshape(*batch, p.n_freq, k).to(seg.device)
         self._buf = self._buf[..., k * p.hop_length:]
         self._frames_out += k
         return y
