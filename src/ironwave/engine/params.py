@@ -63,6 +63,7 @@ class ParamBank:
         self.names = names
         self.device = device
         self.always_ramp = always_ramp
+        self._consts: dict[float, torch.Tensor] = {}
         self.ramp_left = 0  # CPU: blocks left with an active ramp (host-side)
         self.dirty = False  # CUDA: host mirror flags need clearing after the block
         P = max(self.P, 1)
@@ -81,6 +82,7 @@ class ParamBank:
         self._modeb = torch.zeros(n, P, 1, dtype=torch.bool, device=device)
         self._tot = torch.zeros(n, P, 1, device=device)
         self._negoff = torch.zeros(n, P, device=device)
+        self._tmpP = torch.zeros(n, P, device=device)
         self._diff = torch.zeros(n, P, 1, device=device)
         self._p = torch.zeros(n, P, frames, device=device)
         self._e = torch.zeros(n, P, frames, device=device)
@@ -88,6 +90,12 @@ class ParamBank:
         self.const = self.ctrl_dev[:, :, 0:1]  # [n, P, 1] view of the targets
         self.ramp_views = [self.values[:, j:j + 1, :] for j in range(self.P)]  # [n, 1, F]
         self.const_views = [self.ctrl_dev[:, j:j + 1, 0:1] for j in range(self.P)]  # [n, 1, 1]
+
+    def k(self, value: float) -> torch.Tensor:
+        c = self._consts.get(value)
+        if c is None:
+            c = self._consts[value] = torch.tensor(float(value), device=self.device)
+        return c
 
     # -- audio thread: commands --------------------------------------------
     def set(self, row: int, j: int, value: float, total: float, curve: int, offset: float) -> None:
@@ -116,26 +124,28 @@ class ParamBank:
     def ramp(self) -> None:
         """Compute per-sample values into :attr:`values` (in place, no allocation)."""
         c = self.ctrl_dev
-        torch.ge(c[:, :, 3], 0.5, out=self._newb)
-        torch.where(self._newb, self.cur, self.start, out=self.start)
+        torch.ge(c[:, :, 3], self.k(0.5), out=self._newb)
+        torch.where(self._newb, self.cur, self.start, out=self._tmpP)
+        self.start.copy_(self._tmpP)
         torch.neg(c[:, :, 4], out=self._negoff)
-        torch.where(self._newb, self._negoff, self.elapsed, out=self.elapsed)
+        torch.where(self._newb, self._negoff, self.elapsed, out=self._tmpP)
+        self.elapsed.copy_(self._tmpP)
         c[:, :, 3].zero_()
         torch.add(self.elapsed.unsqueeze(-1), self.t, out=self._p)
         torch.clamp(c[:, :, 1:2], min=1.0, out=self._tot)
         self._p.div_(self._tot)  # p / T
         # exponential remaining fraction
-        torch.mul(self._p, -EXP_K, out=self._e)
-        self._e.exp_().sub_(_EK).div_(1.0 - _EK).clamp_(0.0, 1.0)
+        torch.mul(self._p, self.k(-EXP_K), out=self._e)
+        self._e.exp_().sub_(self.k(_EK)).div_(self.k(1.0 - _EK)).clamp_(0.0, 1.0)
         # linear remaining fraction (in place in _p)
-        self._p.neg_().add_(1.0).clamp_(0.0, 1.0)
-        torch.ge(c[:, :, 2:3], 0.5, out=self._modeb)
-        torch.where(self._modeb, self._e, self._p, out=self._p)
+        self._p.neg_().add_(self.k(1.0)).clamp_(0.0, 1.0)
+        torch.ge(c[:, :, 2:3], self.k(0.5), out=self._modeb)
+        torch.where(self._modeb, self._e, self._p, out=self._e)
         torch.sub(c[:, :, 0:1], self.start.unsqueeze(-1), out=self._diff)
-        torch.mul(self._p, self._diff, out=self.values)
-        torch.sub(c[:, :, 0:1], self.values, out=self.values)  # target - diff * remaining
+        torch.mul(self._e, self._diff, out=self.values)
+        self.values.neg_().add_(c[:, :, 0:1])  # target - diff * remaining (same bits as a subtraction)
         self.cur.copy_(self.values[:, :, -1])
-        self.elapsed.add_(float(self.F))
+        self.elapsed.add_(self.k(float(self.F)))
 
     def state(self) -> dict[str, torch.Tensor]:
         """Tensors with leading dim n that make up the param state."""

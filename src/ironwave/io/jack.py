@@ -114,12 +114,13 @@ class JackDriver:
         except jack.JackError as e:
             raise DriverError(f"cannot connect to the JACK server{' ' + repr(servername) if servername else ''}: {e}; is jackd running?") from None
         c = self.client
-        if c.samplerate != engine.sample_rate:
+        sr, bs = c.samplerate, c.blocksize
+        if sr != engine.sample_rate:
             c.close()
-            raise DriverError(f"JACK runs at {c.samplerate} Hz but the engine at {engine.sample_rate} Hz; set the patch's sample_rate to {c.samplerate}")
-        if c.blocksize != engine.block:
+            raise DriverError(f"JACK runs at {sr} Hz but the engine at {engine.sample_rate} Hz; set the patch's sample_rate to {sr}")
+        if bs != engine.block:
             c.close()
-            raise DriverError(f"JACK's buffer size is {c.blocksize} frames but the engine's block is {engine.block}; use --block {c.blocksize}")
+            raise DriverError(f"JACK's buffer size is {bs} frames but the engine's block is {engine.block}; use --block {bs}")
         self.sides = _Sides(engine, None if input == "jack" else input, None if output == "jack" else output, record_frames)
         self.inports = [c.inports.register(f"in_{k + 1}") for k in range(engine.in_channels)] if input == "jack" else []
         self.outports = [c.outports.register(f"out_{k + 1}") for k in range(engine.out_channels)] if output == "jack" else []

@@ -69,6 +69,7 @@ class Node:
         self.resources, self.ids = resources, ids or []
         self.connected = connected or {}
         self.state: dict[str, torch.Tensor] = {}
+        self._consts: dict[float, torch.Tensor] = {}
         self.param_init: torch.Tensor = torch.zeros(n, max(len(self.params), 1))
         self.feedback = False
 
@@ -102,6 +103,14 @@ class Node:
         """Register per-node state (leading dim n) for save/restore and plan transfer."""
         self.state[name] = t
         return t
+
+    def k(self, value: float) -> torch.Tensor:
+        """A cached 0-dim tensor of *value* on the node's device. Python-float scalars make
+        torch allocate a wrapped-number tensor per op; cached tensors do not."""
+        c = self._consts.get(value)
+        if c is None:
+            c = self._consts[value] = torch.tensor(float(value), device=self.device)
+        return c
 
     def zeros(self, *shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         return torch.zeros(*shape, dtype=dtype, device=self.device)

@@ -105,17 +105,17 @@ class Pan(Node):
         th = self.th
         if self.connected.get("mod"):
             torch.add(p[0], ins[1], out=th)
-            th.add_(1.0)
+            th.add_(self.k(1.0))
         else:
             th.copy_(p[0])
-            th.add_(1.0)
-        th.clamp_(0.0, 2.0).mul_(math.pi / 4)
+            th.add_(self.k(1.0))
+        th.clamp_(0.0, 2.0).mul_(self.k(math.pi / 4))
         torch.cos(th, out=self.gl)
         torch.sin(th, out=self.gr)
         x, y = ins[0], outs[0]
         if self.channels == 2:
-            self.gl.mul_(math.sqrt(2.0))
-            self.gr.mul_(math.sqrt(2.0))
+            self.gl.mul_(self.k(math.sqrt(2.0)))
+            self.gr.mul_(self.k(math.sqrt(2.0)))
             torch.mul(x[:, 0:1], self.gl, out=y[:, 0:1])
             torch.mul(x[:, 1:2], self.gr, out=y[:, 1:2])
         else:
@@ -146,13 +146,13 @@ class _Oscillator(Node):
 
     def advance(self, p, ins) -> None:
         self.inc.copy_(p[0])  # broadcast [n,1,1] or [n,1,F] -> [n,1,F]
-        self.inc.mul_(1.0 / self.sample_rate)
+        self.inc.mul_(self.k(1.0 / self.sample_rate))
         if self.connected.get("fm"):
             torch.exp2(ins[0], out=self.tmp)
             self.inc.mul_(self.tmp)
         torch.cumsum(self.inc, dim=-1, out=self.ph)
         self.ph.add_(self.phase)
-        torch.remainder(self.ph, 1.0, out=self.ph)
+        torch.remainder(self.ph, self.k(1.0), out=self.ph)
         self.phase.copy_(self.ph[:, :, -1:])
 
     def emit(self, p, outs) -> None:
@@ -178,25 +178,27 @@ class Sine(_Oscillator):
     doc = "Sine oscillator. `fm` (mono, octaves) multiplies the frequency by 2**fm per sample."
 
     def shape(self, p):
-        torch.mul(self.ph, TWO_PI, out=self.wave)
+        torch.mul(self.ph, self.k(TWO_PI), out=self.wave)
         self.wave.sin_()
 
 
-def _blep(ph: torch.Tensor, dt: torch.Tensor, out: torch.Tensor, a: torch.Tensor, b: torch.Tensor, m: torch.Tensor) -> None:
-    """Subtract the polyBLEP residual of a unit saw reset at phase 0 from *out* (in place)."""
+def _blep(ph: torch.Tensor, dt: torch.Tensor, out: torch.Tensor, a: torch.Tensor, b: torch.Tensor, m: torch.Tensor, k) -> None:
+    """Subtract the polyBLEP residual of a unit saw reset at phase 0 from *out* (in place).
+
+    *k* maps a float to a cached 0-dim tensor (no per-op scalar allocation)."""
     torch.div(ph, dt, out=a)  # t = ph/dt near the reset
     torch.mul(a, a, out=b)
-    a.mul_(2.0).sub_(b).sub_(1.0)
+    a.mul_(k(2.0)).sub_(b).sub_(k(1.0))
     torch.lt(ph, dt, out=m)
-    a.mul_(m)
+    torch.where(m, a, k(0.0), out=a)
     out.sub_(a)
-    torch.sub(ph, 1.0, out=a)
+    torch.sub(ph, k(1.0), out=a)
     a.div_(dt)
     torch.mul(a, a, out=b)
-    a.mul_(2.0).add_(b).add_(1.0)
+    a.mul_(k(2.0)).add_(b).add_(k(1.0))
     torch.add(ph, dt, out=b)
-    torch.gt(b, 1.0, out=m)
-    a.mul_(m)
+    torch.gt(b, k(1.0), out=m)
+    torch.where(m, a, k(0.0), out=a)
     out.sub_(a)
 
 
@@ -216,9 +218,9 @@ class Saw(_Oscillator):
 
     def shape(self, p):
         torch.clamp(self.inc, 1e-7, 0.5, out=self.dt)
-        torch.mul(self.ph, 2.0, out=self.wave)
-        self.wave.sub_(1.0)
-        _blep(self.ph, self.dt, self.wave, self.a, self.b, self.m)
+        torch.mul(self.ph, self.k(2.0), out=self.wave)
+        self.wave.sub_(self.k(1.0))
+        _blep(self.ph, self.dt, self.wave, self.a, self.b, self.m, self.k)
 
 
 @register
@@ -237,12 +239,12 @@ class Square(Saw):
     def shape(self, p):
         super().shape(p)  # saw at phase -> wave
         torch.sub(self.ph, p[2], out=self.ph2)
-        torch.remainder(self.ph2, 1.0, out=self.ph2)
-        torch.mul(self.ph2, 2.0, out=self.w2)
-        self.w2.sub_(1.0)
-        _blep(self.ph2, self.dt, self.w2, self.a, self.b, self.m)
+        torch.remainder(self.ph2, self.k(1.0), out=self.ph2)
+        torch.mul(self.ph2, self.k(2.0), out=self.w2)
+        self.w2.sub_(self.k(1.0))
+        _blep(self.ph2, self.dt, self.w2, self.a, self.b, self.m, self.k)
         self.wave.sub_(self.w2)
-        self.wave.mul_(0.5)
+        self.wave.mul_(self.k(0.5))
 
 
 @register
@@ -266,12 +268,12 @@ class Noise(Node):
         self.seed = torch.tensor([(s * 0x9E3779B1) & self.M32 for s in seeds], dtype=torch.int64, device=self.device).reshape(n, 1, 1)
         self.counter = self.add_state("counter", torch.zeros(n, 1, 1, dtype=torch.int64, device=self.device))
         self.ar = torch.arange(F, dtype=torch.int64, device=self.device)
-        self.k = torch.zeros(n, 1, F, dtype=torch.int64, device=self.device)
+        self.kk = torch.zeros(n, 1, F, dtype=torch.int64, device=self.device)
         self.t = torch.zeros(n, 1, F, dtype=torch.int64, device=self.device)
         self.f = self.zeros(n, 1, F)
 
     def process(self, ins, outs, p):
-        k, t = self.k, self.t
+        k, t = self.kk, self.t
         torch.add(self.counter, self.ar, out=k)
         k.mul_(2654435761).add_(self.seed).bitwise_and_(self.M32)
         for mul, sh in ((0x7FEB352D, 16), (0x846CA68B, 15)):
@@ -279,8 +281,9 @@ class Noise(Node):
             k.bitwise_xor_(t).mul_(mul).bitwise_and_(self.M32)
         torch.bitwise_right_shift(k, 16, out=t)
         k.bitwise_xor_(t)
-        torch.mul(k, 2.0 / 4294967296.0, out=self.f)
-        self.f.sub_(1.0)
+        self.f.copy_(k)
+        self.f.mul_(self.k(2.0 / 4294967296.0))
+        self.f.sub_(self.k(1.0))
         self.counter.add_(self.frames)
         y = outs[0]
         torch.mul(self.f, p[0], out=y[:, 0:1])
@@ -317,17 +320,17 @@ class LFO(_Oscillator):
         w = self.configs[0].get("wave", "sine")
         ph, wave = self.ph, self.wave
         if w == "sine":
-            torch.mul(ph, TWO_PI, out=wave)
+            torch.mul(ph, self.k(TWO_PI), out=wave)
             wave.sin_()
         elif w == "triangle":  # 1 - 4|ph - 0.5|  -> [-1, 1]
-            torch.sub(ph, 0.5, out=wave)
-            wave.abs_().mul_(-4.0).add_(1.0)
+            torch.sub(ph, self.k(0.5), out=wave)
+            wave.abs_().mul_(self.k(-4.0)).add_(self.k(1.0))
         elif w == "square":
-            torch.lt(ph, 0.5, out=wave)
-            wave.mul_(2.0).sub_(1.0)
+            torch.lt(ph, self.k(0.5), out=wave)
+            wave.mul_(self.k(2.0)).sub_(self.k(1.0))
         else:
-            torch.mul(ph, 2.0, out=wave)
-            wave.sub_(1.0)
+            torch.mul(ph, self.k(2.0), out=wave)
+            wave.sub_(self.k(1.0))
         y = outs[0]
         torch.mul(wave, p[1], out=y[:, 0:1])
         y[:, 0:1].add_(p[2])
@@ -370,35 +373,35 @@ class ADSR(Node):
 
     def process(self, ins, outs, p):
         sr = float(self.sample_rate)
-        torch.ge(p[4][:, :, :1], 0.5, out=self.gb)
+        torch.ge(p[4][:, :, :1], self.k(0.5), out=self.gb)
         self.gf.copy_(self.gb)
         torch.sub(self.gf, self.gprev, out=self.edge)
-        torch.ne(self.edge, 0.0, out=self.chb)
+        torch.ne(self.edge, self.k(0.0), out=self.chb)
         self.tst.masked_fill_(self.chb, 0.0)
         torch.where(self.chb, self.level, self.frm, out=self.frm)
         self.gprev.copy_(self.gf)
         torch.add(self.tst, self.ar, out=self.tt)
-        torch.mul(p[0][:, :, :1], sr, out=self.a_s).clamp_(min=1.0)
-        torch.mul(p[1][:, :, :1], sr, out=self.d_s).clamp_(min=1.0)
-        torch.mul(p[3][:, :, :1], sr, out=self.r_s).clamp_(min=1.0)
+        torch.mul(p[0][:, :, :1], self.k(sr), out=self.a_s).clamp_(min=1.0)
+        torch.mul(p[1][:, :, :1], self.k(sr), out=self.d_s).clamp_(min=1.0)
+        torch.mul(p[3][:, :, :1], self.k(sr), out=self.r_s).clamp_(min=1.0)
         S = p[2][:, :, :1]
-        torch.mul(self.frm, -1.0, out=self.ta)
-        self.ta.add_(1.0).clamp_(min=0.0).mul_(self.a_s)  # samples to reach 1 from `from`
+        torch.mul(self.frm, self.k(-1.0), out=self.ta)
+        self.ta.add_(self.k(1.0)).clamp_(min=0.0).mul_(self.a_s)  # samples to reach 1 from `from`
         torch.div(self.tt, self.a_s, out=self.att)
         self.att.add_(self.frm)
         torch.sub(self.tt, self.ta, out=self.dec)
         self.dec.div_(self.d_s)
-        torch.mul(S, -1.0, out=self.oms)
-        self.oms.add_(1.0)
-        self.dec.mul_(self.oms).neg_().add_(1.0)
+        torch.mul(S, self.k(-1.0), out=self.oms)
+        self.oms.add_(self.k(1.0))
+        self.dec.mul_(self.oms).neg_().add_(self.k(1.0))
         torch.maximum(self.dec, S, out=self.dec)
         torch.lt(self.tt, self.ta, out=self.mb)
         torch.where(self.mb, self.att, self.dec, out=self.att)
         torch.div(self.tt, self.r_s, out=self.dec)
-        self.dec.neg_().add_(1.0).clamp_(min=0.0).mul_(self.frm)
+        self.dec.neg_().add_(self.k(1.0)).clamp_(min=0.0).mul_(self.frm)
         torch.where(self.gb, self.att, self.dec, out=self.env)
         self.level.copy_(self.env[:, :, -1:])
-        self.tst.add_(float(self.frames))
+        self.tst.add_(self.k(float(self.frames)))
         torch.mul(ins[0], self.env, out=outs[0])
         outs[1].copy_(self.env)
 
@@ -424,6 +427,7 @@ class Meter(Node):
         torch.abs(x, out=self.tmp)
         torch.amax(self.tmp, dim=-1, keepdim=True, out=self.peak)
         torch.mul(x, x, out=self.tmp)
-        torch.mean(self.tmp, dim=-1, keepdim=True, out=self.rms)
+        torch.sum(self.tmp, dim=-1, keepdim=True, out=self.rms)
+        self.rms.mul_(self.k(1.0 / self.frames))
         self.rms.sqrt_()
         outs[0].copy_(x)

@@ -106,6 +106,6 @@ class Convolver(Node):
         torch.mul(self.yb[:, :, F:], p[1], out=self.wet)
         self.wet.mul_(p[0])
         self.dry.copy_(p[0])
-        self.dry.mul_(-1.0).add_(1.0)
+        self.dry.mul_(self.k(-1.0)).add_(self.k(1.0))
         torch.mul(x, self.dry, out=outs[0])
         outs[0].add_(self.wet)

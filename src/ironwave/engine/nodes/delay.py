@@ -64,7 +64,7 @@ class Delay(Node):
     def _read(self, d_param: torch.Tensor, y: torch.Tensor) -> None:
         lo = float(self.frames) if self.feedback else 0.0
         self.d.copy_(d_param)
-        self.d.mul_(float(self.sample_rate)).clamp_(lo, self.max_d)
+        self.d.mul_(self.k(float(self.sample_rate))).clamp_(lo, self.max_d)
         torch.bitwise_and(self.pos, self.mask, out=self.i0[:, :, :1])
         self.base.copy_(self.i0[:, :, :1])
         torch.add(self.base, self.arf, out=self.rpos)  # (pos mod H) + t + H
@@ -72,7 +72,8 @@ class Delay(Node):
         torch.floor(self.rpos, out=self.d)  # d now holds floor(rpos)
         self.rpos.sub_(self.d)  # fractional part
         self.i0.copy_(self.d)
-        torch.add(self.i0, 1, out=self.i1)
+        self.i1.copy_(self.i0)
+        self.i1.add_(1)
         self.i0.bitwise_and_(self.mask)
         self.i1.bitwise_and_(self.mask)
         shape = (self.n, self.channels, self.frames)

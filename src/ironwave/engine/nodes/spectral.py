@@ -74,14 +74,14 @@ class SpectralGate(Node):
         rfft_rows(self.fr, N, self.X)
         torch.abs(self.X, out=self.mag)
         # threshold and floor from dB, once per block (last sample of the ramp)
-        torch.mul(p[0][:, :, -1:], math.log(10) / 20, out=self.thr)
+        torch.mul(p[0][:, :, -1:], self.k(math.log(10) / 20), out=self.thr)
         self.thr.exp_().mul_(self.ref)
-        torch.mul(p[1][:, :, -1:], math.log(10) / 20, out=self.floor)
+        torch.mul(p[1][:, :, -1:], self.k(math.log(10) / 20), out=self.floor)
         self.floor.exp_()
         torch.gt(self.mag, self.thr, out=self.mb)
         self.g.copy_(self.mb)
-        torch.mul(self.floor, -1.0, out=self.thr)  # reuse: 1 - floor
-        self.thr.add_(1.0)
+        torch.mul(self.floor, self.k(-1.0), out=self.thr)  # reuse: 1 - floor
+        self.thr.add_(self.k(1.0))
         self.g.mul_(self.thr).add_(self.floor)
         self.X.mul_(self.g)
         irfft_rows(self.X, N, self.y)
