@@ -252,57 +252,214 @@ def _nsgfwin(f: np.ndarray, q: np.ndarray, sr: float, Ls: int, sliced: bool, min
     return g, rfbas, M
 
 
+def _fastlen(n: int) -> int:
+    """Smallest 7-smooth integer >= n (an FFT size that every backend handles efficiently)."""
+    best = 1 << max(0, int(n - 1).bit_length())
+    p7 = 1
+    while p7 < best:
+        p5 = p7
+        while p5 < best:
+            p3 = p5
+            while p3 < best:
+                p2 = p3
+                while p2 < n:
+                    p2 *= 2
+                best = min(best, p2)
+                p3 *= 3
+            p5 *= 5
+        p7 *= 7
+    return int(best)
+
+
+def _chirp(M: int, n: np.ndarray) -> np.ndarray:
+    """``exp(i pi n^2 / M)`` computed exactly (n^2 reduced modulo 2M in integers)."""
+    n = np.asarray(n, dtype=np.int64)
+    return np.exp(1j * np.pi * ((n * n) % (2 * M)) / M)
+
+
+class _LengthClass:
+    """Bands whose coefficient FFTs run as one batched call.
+
+    ``direct``: every member has the same length ``N == M`` (one batched ifft/fft of length M).
+    Otherwise (Bluestein / chirp-z): member b of length ``M_b <= (N + 1) / 2`` computes its exact
+    length-``M_b`` DFT as a circular convolution of length ``N`` (shared by the class) with a
+    precomputed chirp spectrum, so bands of different lengths share one fft + one ifft.
+    """
+
+    def __init__(self, members: list[int], lengths: list[int], direct: bool, woff: int, foff: int) -> None:
+        self.members, self.lengths, self.direct = members, [int(m) for m in lengths], direct
+        self.nb = len(members)
+        self.N = int(lengths[0]) if direct else _fastlen(2 * max(lengths) - 1)
+        self.woff, self.foff = int(woff), int(foff)  # offsets in the work buffer / flat coefficients
+        self.wsize = self.nb * self.N
+        self.fsize = int(sum(self.lengths))
+        if not direct:
+            # flat coefficient k of this class <-> work position row * N + n (n < M_row)
+            rows = np.repeat(np.arange(self.nb), self.lengths)
+            starts = np.concatenate(([0], np.cumsum(self.lengths)[:-1]))
+            n = np.arange(self.fsize) - np.repeat(starts, self.lengths)
+            Mrow = np.repeat(np.asarray(self.lengths), self.lengths)
+            self.pidx = rows * self.N + n
+            self.post = np.exp(1j * np.pi * ((n * n) % (2 * Mrow)) / Mrow) / Mrow  # w_n / M (forward)
+            B = np.zeros((self.nb, self.N), dtype=complex)
+            for i, M in enumerate(self.lengths):
+                m = np.arange(M)
+                c = np.conj(_chirp(M, m))
+                B[i, :M] = c
+                B[i, self.N - M + 1:] = c[1:][::-1]
+            self.B = np.fft.fft(B, axis=-1)  # spectrum of conj(w_m), |m| < M (even sequence)
+
+
+def _build_classes(Mb: np.ndarray, min_direct: int = 8, max_direct_groups: int = 8) -> list[_LengthClass]:
+    """Group bands into FFT length classes (few classes -> few batched FFT calls).
+
+    Lengths shared by at least *min_direct* bands (or all lengths, when there are at most
+    *max_direct_groups* distinct ones, e.g. matrix form) run as direct batched FFTs; the other bands
+    go to Bluestein classes of one FFT size each, one per octave of coefficient length.
+    """
+    by_len: dict[int, list[int]] = {}
+    for b, m in enumerate(Mb):
+        by_len.setdefault(int(m), []).append(b)
+    all_direct = len(by_len) <= max_direct_groups
+    direct = {m: bs for m, bs in by_len.items() if all_direct or len(bs) >= min_direct}
+    rest = sorted((b for m, bs in by_len.items() if m not in direct for b in bs), key=lambda b: (-int(Mb[b]), b))
+    classes: list[_LengthClass] = []
+    woff = foff = 0
+    for m in sorted(direct):
+        bs = direct[m]
+        cl = _LengthClass(bs, [m] * len(bs), True, woff, foff)
+        classes.append(cl)
+        woff += cl.wsize
+        foff += cl.fsize
+    i = 0
+    while i < len(rest):
+        N = _fastlen(2 * int(Mb[rest[i]]) - 1)
+        j = i
+        while j < len(rest) and 2 * (2 * int(Mb[rest[j]]) - 1) > N:
+            j += 1
+        members = sorted(rest[i:j])
+        cl = _LengthClass(members, [int(Mb[b]) for b in members], False, woff, foff)
+        classes.append(cl)
+        woff += cl.wsize
+        foff += cl.fsize
+        i = j
+    return classes
+
+
 class _Plan:
-    """Index maps of one NSGT geometry on one device/dtype."""
+    """Index maps and weights of one NSGT geometry on one device/dtype.
+
+    Forward: ``vals = X[f_src]`` (the first ``nfc`` entries conjugated), ``vals *= f_w[parity]``,
+    scattered to the work buffer at ``f_dst``; per class one batched (i)FFT (+ chirp product for
+    Bluestein classes). Inverse: per class one batched FFT into the work buffer, ``vals =
+    work[i_src]`` (first ``nic`` conjugated) ``* i_w[parity]``, one ``index_add_`` into the
+    half spectrum at ``i_dst``, one ``irfft``. ``parity`` selects the sliCQ slice rotation (folded into
+    the weights as phase factors; a single entry for the full-signal NSGT).
+    """
 
     def __init__(self, owner: "_NSGTCore", device: torch.device, dtype: torch.dtype) -> None:
         o = owner
         cdt = complex_dtype(dtype)
-        rdt = real_dtype(dtype)
         nn = o.nn
         half = nn // 2
         self.nfreq = half + 1
-        # forward: gather X_full[(tp + d) mod nn] * g[d mod Lg] -> flat[offset + d mod M]
+        self.cdt = cdt
+        rot = getattr(o, "_rot", None)  # (time shift h) for sliCQ: parity 0 rolls by -h / coefs by 3M/4
+        nP = 1 if rot is None else 2
+        loc = {}
+        for cl in o.classes:
+            for i, b in enumerate(cl.members):
+                loc[b] = (cl, i)
+
+        def tphase(k: np.ndarray, s: int) -> np.ndarray:  # exp(2 pi i k s / nn)
+            return np.exp(2j * np.pi * ((k.astype(np.int64) * s) % nn) / nn)
+
+        def cphase(j: np.ndarray, s: int, M: int) -> np.ndarray:  # exp(2 pi i j s / M)
+            return np.exp(2j * np.pi * ((j.astype(np.int64) * s) % M) / M)
+
+        # forward
         src, conj, w, dst = [], [], [], []
         for b, k in enumerate(o.bands):
+            cl, i = loc[b]
+            M = int(o.Mb[b])
             g = o.g[k]
             Lg = len(g)
             d = np.arange(-(Lg // 2), Lg - Lg // 2)
             j = (o.tp[k] + d) % nn
             cj = j > half
-            src.append(np.where(cj, nn - j, j))
+            s = np.where(cj, nn - j, j)
+            p = d % M
+            ww = np.tile(g[d % Lg].astype(complex), (nP, 1))
+            if not cl.direct:
+                ww = ww * _chirp(M, p)
+            if rot is not None:
+                h = rot
+                for P, (ts, cs) in enumerate(((h, (3 * M) // 4), (-h, M // 4))):
+                    th = tphase(s, ts)
+                    ww[P] *= np.where(cj, np.conj(th), th) * cphase(p, cs, M)
+            src.append(s)
             conj.append(cj)
-            w.append(g[d % Lg])
-            dst.append(o.offsets[b] + (d % o.Mb[b]))
-        self.f_src = torch.as_tensor(np.concatenate(src), device=device)
-        self.f_conj = torch.as_tensor(np.concatenate(conj), device=device)
-        self.f_w = torch.as_tensor(np.concatenate(w), dtype=rdt, device=device)
-        self.f_dst = torch.as_tensor(np.concatenate(dst), device=device)
+            w.append(ww)
+            dst.append(cl.woff + i * cl.N + p)
+        self.f_src, self.f_w, self.f_dst, self.nfc = self._pack(src, conj, w, dst, device, cdt)
         # inverse: fr[(tp + d) mod nn] += Msrc * gd[d mod Lg] * FC_src[d mod Msrc] (conj/negated for mirrors)
         src, conj, w, dst = [], [], [], []
         lbas = o.lbas
         pairs = [(k, b, False) for b, k in enumerate(o.bands)]
         pairs += [(2 * lbas + 2 - k, b, True) for b, k in enumerate(o.bands) if 1 <= k <= lbas]
         for kw, b, mirror in pairs:
+            cl, i = loc[b]
             gd = o.gd[kw]
             Lg = len(gd)
-            Mb = o.Mb[b]
+            M = int(o.Mb[b])
             d = np.arange(-(Lg // 2), Lg - Lg // 2)
-            j = (o.tp[kw] + d) % nn
-            keep = j <= half
-            p = d % Mb
+            jj = (o.tp[kw] + d) % nn
+            keep = jj <= half
+            p = d % M
             if mirror:
-                p = (-p) % Mb
-            src.append((o.offsets[b] + p)[keep])
-            conj.append(np.full(int(keep.sum()), mirror))
-            w.append((Mb * gd[d % Lg])[keep])
-            dst.append(j[keep])
-        self.i_src = torch.as_tensor(np.concatenate(src), device=device)
-        self.i_conj = torch.as_tensor(np.concatenate(conj), device=device)
-        self.i_w = torch.as_tensor(np.concatenate(w), dtype=rdt, device=device)
-        self.i_dst = torch.as_tensor(np.concatenate(dst), device=device)
-        self.any_f_conj = bool(self.f_conj.any())
-        self.cdt = cdt
+                p = (-p) % M
+            p, jj, gdv = p[keep], jj[keep], (M * gd[d % Lg])[keep]
+            ww = np.tile(gdv.astype(complex), (nP, 1))
+            if not cl.direct:  # FC[p] = conj(w_p) conv[p]; conj(FC[p]) = w_p conj(conv[p])
+                ch = _chirp(M, p)
+                ww = ww * (ch if mirror else np.conj(ch))
+            if rot is not None:
+                h = rot
+                for P, (ts, cs) in enumerate(((-h, M // 4), (h, (3 * M) // 4))):
+                    ph = cphase(p, cs, M)
+                    ww[P] *= tphase(jj, ts) * (np.conj(ph) if mirror else ph)
+            src.append(cl.woff + i * cl.N + p)
+            conj.append(np.full(len(p), mirror))
+            w.append(ww)
+            dst.append(jj)
+        self.i_src, self.i_w, self.i_dst, self.nic = self._pack(src, conj, w, dst, device, cdt)
+        # per Bluestein class: chirp spectrum, output positions and post-chirp
+        self.cls = []
+        for cl in o.classes:
+            if cl.direct:
+                self.cls.append(None)
+            else:
+                self.cls.append((torch.as_tensor(cl.B, dtype=cdt, device=device),
+                                 torch.as_tensor(cl.pidx, device=device),
+                                 torch.as_tensor(cl.post, dtype=cdt, device=device),
+                                 torch.as_tensor(np.conj(cl.post * np.repeat(cl.lengths, cl.lengths)), dtype=cdt, device=device)))
+
+    @staticmethod
+    def _pack(src: list, conj: list, w: list, dst: list, device: torch.device,
+              cdt: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+        s, c, ww, d = np.concatenate(src), np.concatenate(conj), np.concatenate(w, axis=-1), np.concatenate(dst)
+        order = np.argsort(~c, kind="stable")  # conjugated entries first: one in-place conj of a prefix
+        return (torch.as_tensor(s[order], device=device), torch.as_tensor(ww[:, order], dtype=cdt, device=device),
+                torch.as_tensor(d[order], device=device), int(c.sum()))
+
+    @staticmethod
+    def weigh(vals: torch.Tensor, w: torch.Tensor, parity0: int | None) -> None:
+        """In place: ``vals *= w[0]`` (full NSGT) or per-slice parity weights (slice axis -2)."""
+        if parity0 is None or w.shape[0] == 1:
+            vals.mul_(w[0])
+        else:
+            vals[..., parity0 % 2::2, :].mul_(w[0])
+            vals[..., 1 - parity0 % 2::2, :].mul_(w[1])
 
 
 class _NSGTCore:
@@ -340,22 +497,16 @@ class _NSGTCore:
                 raise InvalidParameter(f"band {k}: window of {len(g[k])} bins exceeds its {Mb[b]} coefficients (undersampled)")
         self.Mb = Mb
         self.matrixform = bool(matrixform)
-        # flat layout: bands grouped by coefficient length so each group is one batched FFT
-        order = sorted(range(len(self.bands)), key=lambda b: (Mb[b], b))
+        # flat layout: bands grouped into FFT length classes (see _build_classes); offsets[b] locates band b
+        self.classes = _build_classes(Mb)
         self.offsets = np.zeros(len(self.bands), dtype=np.int64)
-        self.groups: list[tuple[int, int, int, list[int]]] = []  # (offset, n_bands, M, band indices)
-        off = 0
-        i = 0
-        while i < len(order):
-            m = Mb[order[i]]
-            members = []
-            while i < len(order) and Mb[order[i]] == m:
-                members.append(order[i])
-                self.offsets[order[i]] = off + len(members[:-1]) * m
-                i += 1
-            self.groups.append((off, len(members), int(m), members))
-            off += len(members) * int(m)
-        self.total = off
+        for cl in self.classes:
+            off = cl.foff
+            for b, m in zip(cl.members, cl.lengths):
+                self.offsets[b] = off
+                off += m
+        self.total = int(sum(cl.fsize for cl in self.classes))
+        self.wtotal = int(sum(cl.wsize for cl in self.classes))
         self._plans: dict[tuple[torch.device, torch.dtype], _Plan] = {}
 
     def _plan(self, device: torch.device, dtype: torch.dtype) -> _Plan:
@@ -366,32 +517,64 @@ class _NSGTCore:
         return p
 
     # -- raw transforms on [..., nn] ------------------------------------------------------------
-    def _fwd_flat(self, x: torch.Tensor) -> torch.Tensor:
-        """[..., n<=nn] real -> flat coefficient buffer [..., total] complex (grouped layout)."""
+    def _fwd_flat(self, x: torch.Tensor, parity0: int | None = None) -> torch.Tensor:
+        """[..., n<=nn] real -> flat coefficient buffer [..., total] complex (class layout).
+
+        With *parity0* (sliCQ), ``x`` is ``[..., S, nn]`` un-rotated windowed slices; the half-slice
+        rotations of slice ``s`` (parity ``(s + parity0) % 2``) are applied as phase factors.
+        """
         p = self._plan(x.device, x.dtype)
         X = torch.fft.rfft(x, n=self.nn, dim=-1)
         vals = X[..., p.f_src]
-        if p.any_f_conj:
-            vals = torch.where(p.f_conj, vals.conj(), vals)
-        vals = vals * p.f_w
-        buf = torch.zeros(*x.shape[:-1], self.total, dtype=X.dtype, device=x.device)
-        buf[..., p.f_dst] = vals
-        out = torch.empty_like(buf)
-        for off, nb, m, _ in self.groups:
-            seg = buf[..., off: off + nb * m].reshape(*buf.shape[:-1], nb, m)
-            out[..., off: off + nb * m] = torch.fft.ifft(seg, dim=-1).reshape(*buf.shape[:-1], nb * m)
+        if p.nfc:
+            vals[..., : p.nfc].conj_physical_()
+        p.weigh(vals, p.f_w, parity0)
+        lead = x.shape[:-1]
+        work = torch.zeros(*lead, self.wtotal, dtype=X.dtype, device=x.device)
+        work[..., p.f_dst] = vals
+        del vals
+        if len(self.classes) == 1 and self.classes[0].direct:  # matrix form: one batched ifft
+            cl = self.classes[0]
+            return torch.fft.ifft(work.view(*lead, cl.nb, cl.N), dim=-1).view(*lead, self.total)
+        out = torch.empty(*lead, self.total, dtype=X.dtype, device=x.device)
+        for cl, extra in zip(self.classes, p.cls):
+            seg = work[..., cl.woff: cl.woff + cl.wsize].view(*lead, cl.nb, cl.N)
+            if extra is None:
+                out[..., cl.foff: cl.foff + cl.fsize] = torch.fft.ifft(seg, dim=-1).reshape(*lead, cl.fsize)
+            else:
+                B, pidx, post, _ = extra
+                conv = torch.fft.fft(seg, dim=-1)
+                conv.mul_(B)
+                conv = torch.fft.ifft(conv, dim=-1).view(*lead, cl.wsize)
+                out[..., cl.foff: cl.foff + cl.fsize] = conv[..., pidx] * post
         return out
 
-    def _bwd_flat(self, c: torch.Tensor) -> torch.Tensor:
-        """flat coefficients [..., total] -> real signal [..., nn]."""
+    def _bwd_flat(self, c: torch.Tensor, parity0: int | None = None) -> torch.Tensor:
+        """flat coefficients [..., total] -> real signal [..., nn] (slice rotations undone with *parity0*)."""
         p = self._plan(c.device, real_dtype(c.dtype))
-        FC = torch.empty_like(c)
-        for off, nb, m, _ in self.groups:
-            seg = c[..., off: off + nb * m].reshape(*c.shape[:-1], nb, m)
-            FC[..., off: off + nb * m] = torch.fft.fft(seg, dim=-1).reshape(*c.shape[:-1], nb * m)
-        vals = FC[..., p.i_src]
-        vals = torch.where(p.i_conj, vals.conj(), vals) * p.i_w
-        fr = torch.zeros(*c.shape[:-1], p.nfreq, dtype=c.dtype, device=c.device)
+        lead = c.shape[:-1]
+        if len(self.classes) == 1 and self.classes[0].direct:
+            cl = self.classes[0]
+            work = torch.fft.fft(c.reshape(*lead, cl.nb, cl.N), dim=-1).view(*lead, self.wtotal)
+        else:
+            work = torch.empty(*lead, self.wtotal, dtype=c.dtype, device=c.device)
+            for cl, extra in zip(self.classes, p.cls):
+                seg = c[..., cl.foff: cl.foff + cl.fsize]
+                if extra is None:
+                    work[..., cl.woff: cl.woff + cl.wsize] = torch.fft.fft(seg.reshape(*lead, cl.nb, cl.N), dim=-1).reshape(*lead, cl.wsize)
+                else:
+                    B, pidx, _, pre = extra
+                    a = torch.zeros(*lead, cl.wsize, dtype=c.dtype, device=c.device)
+                    a[..., pidx] = seg * pre
+                    conv = torch.fft.fft(a.view(*lead, cl.nb, cl.N), dim=-1)
+                    conv.mul_(B.conj())
+                    work[..., cl.woff: cl.woff + cl.wsize] = torch.fft.ifft(conv, dim=-1).view(*lead, cl.wsize)
+        vals = work[..., p.i_src]
+        del work
+        if p.nic:
+            vals[..., : p.nic].conj_physical_()
+        p.weigh(vals, p.i_w, parity0)
+        fr = torch.zeros(*lead, p.nfreq, dtype=c.dtype, device=c.device)
         fr.index_add_(-1, p.i_dst, vals)
         return torch.fft.irfft(fr, n=self.nn, dim=-1)
 
@@ -571,6 +754,7 @@ class SliCQ(_NSGTCore):
         self.device = None if device is None else resolve_device(device)
         self._setup(g, rfbas, M, self.sl_len, len(self.frqs), reducedform, matrixform)
         self.hhop = self.sl_len // 4
+        self._rot = self.hhop  # plan weights include the per-parity slice rotations
         self.tw = _slice_window(self.sl_len, self.tr_area)
         self._tw_cache: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
 
@@ -596,40 +780,16 @@ class SliCQ(_NSGTCore):
         return self._tw_cache[k]
 
     # slices of the padded signal: slice j covers padded[j*hop : j*hop + sl_len]; padded = [hop zeros, x, zeros]
+    # The nsgt package rotates every slice by a quarter (time) and its coefficients by M/4 or 3M/4
+    # depending on the slice parity; both rotations are phase factors folded into the plan weights.
     def _fwd_slices(self, frames: torch.Tensor, parity0: int = 0) -> torch.Tensor:
         """frames [..., S, sl_len] (unwindowed) -> flat coefficients [..., S, total] (arranged)."""
-        h = self.hhop
         fw = frames * self._tw(frames.device, frames.dtype)
-        S = fw.shape[-2]
-        rolled = torch.empty_like(fw)
-        e, o = (0, 1) if parity0 == 0 else (1, 0)
-        rolled[..., e::2, :] = torch.roll(fw[..., e::2, :], -h, dims=-1)
-        rolled[..., o::2, :] = torch.roll(fw[..., o::2, :], h, dims=-1)
-        buf = self._fwd_flat(rolled)
-        return self._arrange(buf, parity0, forward=True)
-
-    def _arrange(self, buf: torch.Tensor, parity0: int, forward: bool) -> torch.Tensor:
-        out = torch.empty_like(buf)
-        e, o = (0, 1) if parity0 == 0 else (1, 0)
-        for off, nb, m, _ in self.groups:
-            seg = buf[..., off: off + nb * m].reshape(*buf.shape[:-1], nb, m)
-            se, so = (-(3 * m // 4), -(m // 4)) if forward else (-(m // 4), -(3 * m // 4))
-            dst = out[..., off: off + nb * m].reshape(*buf.shape[:-1], nb, m)
-            dst[..., e::2, :, :] = torch.roll(seg[..., e::2, :, :], se, dims=-1)
-            dst[..., o::2, :, :] = torch.roll(seg[..., o::2, :, :], so, dims=-1)
-            out[..., off: off + nb * m] = dst.reshape(*buf.shape[:-1], nb * m)
-        return out
+        return self._fwd_flat(fw, parity0)
 
     def _bwd_slices(self, c: torch.Tensor, parity0: int = 0) -> torch.Tensor:
         """flat coefficients [..., S, total] -> reconstructed slices [..., S, sl_len] (un-rotated)."""
-        h = self.hhop
-        buf = self._arrange(c, parity0, forward=False)
-        rec = self._bwd_flat(buf)
-        out = torch.empty_like(rec)
-        e, o = (0, 1) if parity0 == 0 else (1, 0)
-        out[..., e::2, :] = torch.roll(rec[..., e::2, :], h, dims=-1)
-        out[..., o::2, :] = torch.roll(rec[..., o::2, :], -h, dims=-1)
-        return out
+        return self._bwd_flat(c, parity0)
 
     def _unflat_sl(self, buf: torch.Tensor) -> Any:
         return self._unflatten(buf)
