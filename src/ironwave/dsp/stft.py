@@ -45,10 +45,11 @@ import time
 from dataclasses import dataclass
 from typing import Any, Optional
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ironwave.backend.device import DeviceLike, choose_device
+from ironwave.backend.device import DeviceLike, choose_device, resolve_device
 from ironwave.backend.telemetry import telemetry
 from ironwave.backend.validate import as_tensor, check_audio, check_finite, restore_type
 from ironwave.dsp.windows import WindowSpec, cosine_sum_coefficients, describe, finite_fast, get_window, pad_window
@@ -520,6 +521,223 @@ def istft(S: Any, hop_length: Optional[int] = None, win_length: Optional[int] = 
     return restore_type(y, was_numpy)
 
 
+# ----------------------------------------------------------------------------- real-time helpers
+try:  # numpy >= 2: the pocketfft gufuncs take out= and write in place (torch.fft's CPU out= copies from a temporary)
+    from numpy.fft import _pocketfft_umath as _pfu
+
+    _PFU_OK = all(hasattr(_pfu, n) for n in ("rfft_n_even", "rfft_n_odd", "irfft"))
+except Exception:  # pragma: no cover - other numpy builds
+    _pfu, _PFU_OK = None, False
+
+_RT_BACKENDS = ("auto", "numpy", "torch")
+#: Calls of ``process()`` between two telemetry records (the first call is always recorded);
+#: telemetry takes a lock, so the real-time path records rarely.
+RT_TELEMETRY_EVERY = 1024
+
+
+def _np_rfft(a: np.ndarray, out: np.ndarray) -> None:
+    """rFFT along the last axis of *a* into *out* (no allocation of the result)."""
+    if _PFU_OK:
+        (_pfu.rfft_n_even if a.shape[-1] % 2 == 0 else _pfu.rfft_n_odd)(a, 1.0, axes=[(-1,), (), (-1,)], out=out)
+    else:  # pragma: no cover - numpy without the gufuncs
+        np.fft.rfft(a, axis=-1, out=out)
+
+
+def _np_irfft(a: np.ndarray, n: int, out: np.ndarray) -> None:
+    """Inverse rFFT of ``a [..., n_freq, k]`` (bins on axis -2) into ``out [..., k, n]``."""
+    if _PFU_OK:
+        _pfu.irfft(a, 1.0 / n, axes=[(-2,), (), (-1,)], out=out)
+    else:  # pragma: no cover
+        np.fft.irfft(np.swapaxes(a, -1, -2), n=n, axis=-1, out=out)
+
+
+def _pos_int(v: Any, name: str, unit: str) -> int:
+    if not _is_int(v) or v < 1:
+        raise InvalidParameter(f"{name} must be a positive integer ({unit}), got {v!r}")
+    return int(v)
+
+
+def _rt_setup(device: DeviceLike, fallback: DeviceLike, dtype: torch.dtype, backend: str) -> tuple[torch.device, str]:
+    """Resolve the device and FFT backend of a ``prepare()`` call."""
+    dev = resolve_device(device if device is not None else (fallback if fallback is not None else "cpu"))
+    if dtype not in (torch.float32, torch.float64):
+        raise InvalidParameter(f"dtype={dtype}; prepare() accepts torch.float32 or torch.float64")
+    if backend not in _RT_BACKENDS:
+        raise InvalidParameter(f"backend={backend!r}; accepted: {', '.join(map(repr, _RT_BACKENDS))}")
+    if backend == "numpy" and dev.type != "cpu":
+        raise InvalidParameter(f"backend='numpy' runs on the CPU, but device={dev}; use backend='torch' or 'auto'")
+    if backend == "auto":
+        backend = "numpy" if dev.type == "cpu" else "torch"
+    return dev, backend
+
+
+def _rt_input(x: Any, shape: tuple[int, ...], dev: torch.device, what: str, layout: str, owner: str) -> tuple[torch.Tensor, bool]:
+    """Check a ``process()`` input (tensor on the prepared device, or numpy on the CPU) without copying it."""
+    if isinstance(x, np.ndarray):
+        if dev.type != "cpu":
+            raise InvalidAudio(f"{owner}.process: got a numpy {what} but the stream was prepared on {dev}; pass a tensor on {dev}")
+        t, was_numpy = torch.from_numpy(x), True
+    elif isinstance(x, torch.Tensor):
+        t, was_numpy = x, False
+    else:
+        raise InvalidAudio(f"{owner}.process: {what} must be a torch.Tensor or numpy array, got {type(x).__name__}")
+    if tuple(t.shape) != shape:
+        raise InvalidAudio(f"{owner}.process: {what} has shape {list(t.shape)}; prepare() fixed it to {list(shape)} ({layout})")
+    if t.device != dev:
+        raise InvalidAudio(f"{owner}.process: {what} is on {t.device} but the stream was prepared on {dev}")
+    return t, was_numpy
+
+
+class _STFTRT:
+    """Preallocated state of :meth:`STFTStream.prepare` (see there)."""
+
+    def __init__(self, p: STFTParams, block: int, channels: int, batch: int, dev: torch.device, dtype: torch.dtype,
+                 backend: str) -> None:
+        hop, n = p.hop_length, p.n_fft
+        self.B, self.C, self.N, self.k = block, channels, batch, block // hop
+        self.device, self.dtype, self.backend = dev, dtype, backend
+        R = batch * channels
+        off = (p.pad - n) % hop  # samples received but not yet part of a complete frame
+        Lh = (self.k - 1) * hop + n + off  # history: everything the next k frames read (+ off)
+        self.ov = Lh - block  # history samples kept from call to call
+        self.frame_delay = -((p.pad - n - off) // hop + 1)
+        kw = dict(dtype=dtype, device=dev)
+        self.hist = torch.zeros(R, Lh, **kw)
+        self.tmp = torch.zeros(R, max(self.ov, 1), **kw)
+        self.keep_src = self.hist[:, block:]
+        self.keep_dst = self.hist[:, : self.ov]
+        self.tmp_v = self.tmp[:, : self.ov]
+        self.hist_in = self.hist[:, self.ov:].view(batch, channels, block)
+        scale = n ** -0.5 if p.normalized else 1.0
+        self.w = (p.window_tensor(torch.float64, torch.device("cpu")) * scale).to(**kw)
+        self.fview = self.hist.as_strided((R, self.k, n), (Lh, hop, 1))
+        self.fbuf = torch.zeros(R, self.k, n, **kw)
+        self.spec = torch.zeros(R, self.k, p.n_freq, dtype=_complex_of(dtype), device=dev)
+        self.frames = self.spec.view(batch, channels, self.k, p.n_freq).transpose(-1, -2)
+        self.in_shape = (batch, channels, block)
+        self.out_shape = (batch, channels, p.n_freq, self.k)
+        if backend == "numpy":
+            hn = self.hist.numpy()
+            isz = hn.itemsize
+            self.fview_np = np.lib.stride_tricks.as_strided(hn, (R, self.k, n), (Lh * isz, hop * isz, isz), writeable=False)
+            self.w_np, self.fbuf_np, self.spec_np = self.w.numpy(), self.fbuf.numpy(), self.spec.numpy()
+            self.frames_np = self.frames.numpy()
+        self.calls = 0
+
+    def reset(self) -> None:
+        self.hist.zero_()
+        self.calls = 0
+
+    def step(self, x: torch.Tensor) -> None:
+        if self.ov:
+            self.tmp_v.copy_(self.keep_src)
+            self.keep_dst.copy_(self.tmp_v)
+        self.hist_in.copy_(x)
+        if self.backend == "numpy":
+            np.multiply(self.fview_np, self.w_np, out=self.fbuf_np)
+            _np_rfft(self.fbuf_np, self.spec_np)
+        else:
+            torch.mul(self.fview, self.w, out=self.fbuf)
+            torch.fft.rfft(self.fbuf, dim=-1, out=self.spec)
+        z = self.frame_delay - self.calls * self.k  # leading frames that precede the signal: zeros
+        if z > 0:
+            self.spec[:, : min(z, self.k)].zero_()
+        self.calls += 1
+
+
+class _ISTFTRT:
+    """Preallocated state of :meth:`ISTFTStream.prepare` (see there)."""
+
+    def __init__(self, p: STFTParams, k: int, channels: int, batch: int, dev: torch.device, dtype: torch.dtype,
+                 backend: str, lead: int) -> None:
+        hop, n = p.hop_length, p.n_fft
+        self.k, self.C, self.N, self.lead = k, channels, batch, lead
+        self.device, self.dtype, self.backend = dev, dtype, backend
+        R = batch * channels
+        c = -(-n // hop)  # hop-sized chunks per frame
+        self.n, self.hop, self.c = n, hop, c
+        kw = dict(dtype=dtype, device=dev)
+        self.frbuf = torch.zeros(R, k, c * hop, **kw)  # frames, zero-padded to c * hop
+        self.fr4 = self.frbuf.view(batch, channels, k, c * hop)[..., :n]
+        self.acc = torch.zeros(R, (k + c - 1) * hop, **kw)
+        self.carry = (c - 1) * hop
+        self.tmp = torch.zeros(R, max(self.carry, 1), **kw)
+        K = k * hop
+        self.K = K
+        self.ola = [(self.acc[:, j * hop: j * hop + K].view(R, k, hop), self.frbuf[:, :, j * hop:(j + 1) * hop]) for j in range(c)]
+        self.acc_out = self.acc[:, :K]
+        self.keep_src, self.keep_dst, self.tmp_v = self.acc[:, K:], self.acc[:, : self.carry], self.tmp[:, : self.carry]
+        self.acc_new = self.acc[:, self.carry:]
+        scale = math.sqrt(n) if p.normalized else 1.0
+        w64 = p.window_tensor(torch.float64, torch.device("cpu"))
+        self.w = (w64 * scale).to(**kw)
+        self.out = torch.zeros(batch, channels, K, **kw)
+        self.out2 = self.out.view(R, K)
+        self.in_shape = (batch, channels, p.n_freq, k)
+        # 1 / sum_t w^2 per output sample, for the calls before the envelope is periodic, then the periodic row.
+        w2 = (w64 * w64).numpy()
+        pad = p.pad
+        thr = max(n - hop, pad, 0)
+        rows = []
+        i = 0
+        while True:
+            s0 = (i * k - lead) * hop  # padded-signal sample of this call's first output sample
+            sv = np.arange(s0, s0 + K)
+            env = np.zeros(K)
+            for j in range(c):
+                f = np.floor_divide(sv, hop) - j
+                idx = sv - f * hop
+                ok = (f >= 0) & (idx < n)
+                env += np.where(ok, w2[np.clip(idx, 0, n - 1)], 0.0)
+            valid = (sv >= pad) & (sv >= 0)
+            bad = valid & (env <= NOLA_TOL)
+            if bad.any():
+                m = int(sv[bad][0]) - pad
+                raise InvalidParameter(
+                    f"ISTFTStream: window {describe(p.window)} with hop_length={hop}, center={p.center} violates NOLA at output "
+                    f"sample {m} (sum of squared windows {float(env[bad][0]):.3g}): it cannot be recovered; use center=True or "
+                    "another window/hop")
+            rows.append(np.where(valid, 1.0 / np.where(valid, env, 1.0), 0.0))
+            if s0 >= thr:
+                break
+            i += 1
+        self.inv = torch.tensor(np.stack(rows), **kw)
+        self.inv_rows = [self.inv[r] for r in range(len(rows))]
+        if backend == "numpy":
+            self.fr4_np, self.w_np, self.out_np = self.fr4.numpy(), self.w.numpy(), self.out.numpy()
+            self.ola_np = [(d.numpy(), s_.numpy()) for d, s_ in self.ola]
+        self.calls = 0
+
+    def reset(self) -> None:
+        self.acc.zero_()
+        self.calls = 0
+
+    def step(self, X: torch.Tensor, Xn: Optional[np.ndarray]) -> None:
+        if self.backend == "numpy":
+            assert Xn is not None
+            _np_irfft(Xn, self.n, self.fr4_np)
+        else:
+            torch.fft.irfft(X.transpose(-1, -2), n=self.n, dim=-1, out=self.fr4)
+        z = self.lead - self.calls * self.k  # frames standing for time before the signal: ignored
+        if z > 0:
+            self.frbuf[:, : min(z, self.k)].zero_()
+        if self.backend == "numpy":
+            np.multiply(self.fr4_np, self.w_np, out=self.fr4_np)
+            for d, s_ in self.ola_np:
+                np.add(d, s_, out=d)
+        else:
+            self.fr4.mul_(self.w)
+            for d, s_ in self.ola:
+                d.add_(s_)
+        inv = self.inv_rows[min(self.calls, len(self.inv_rows) - 1)]
+        torch.mul(self.acc_out, inv, out=self.out2)
+        if self.carry:
+            self.tmp_v.copy_(self.keep_src)
+            self.keep_dst.copy_(self.tmp_v)
+        self.acc_new.zero_()
+        self.calls += 1
+
+
 # ----------------------------------------------------------------------------- streaming
 class STFTStream:
     """Streaming STFT: push audio blocks of any size, get the frames they complete.
@@ -535,6 +753,18 @@ class STFTStream:
         device: where frames are computed (default: where the blocks are).
 
     Frames come back as complex ``[..., n_freq, k]`` with ``k >= 0``.
+
+    Engine face (allocation-free after :meth:`prepare`)::
+
+        s = STFTStream(2048, 512)
+        s.prepare(block_size=1024, channels=2, batch=1)     # block_size = k * hop_length
+        F = s.process(block)          # block [1, 2, 1024] -> frames [1, 2, 1025, 2] (the same buffer every call)
+
+    Every :meth:`process` call returns exactly ``k = block_size // hop_length``
+    frames: the frames of :func:`stft` delayed by :attr:`frame_delay` frames
+    (the first ``frame_delay`` frames are zeros; frame ``j`` of the process stream
+    is frame ``j - frame_delay`` of ``stft(x)`` of everything fed so far).
+    There is no flush on this path.
     """
 
     def __init__(self, n_fft: int, hop_length: Optional[int] = None, win_length: Optional[int] = None,
@@ -546,13 +776,96 @@ class STFTStream:
                                    "(reflection needs samples that have not arrived yet)")
         self.method = _pick_method(method, self.params, "cuda" if str(device).startswith("cuda") else "cpu")
         self.device = device
+        self._rt: Optional[_STFTRT] = None
         self.reset()
 
     def reset(self) -> None:
-        """Forget all pushed audio (the next push starts a new signal)."""
+        """Forget all pushed audio (the next push / process starts a new signal); keeps prepare()'s buffers."""
         self._buf: Optional[torch.Tensor] = None
         self._frames_out = 0
         self._finished = False
+        if self._rt is not None:
+            self._rt.reset()
+
+    # -- engine face -----------------------------------------------------------
+    def prepare(self, block_size: int, channels: int, batch: int = 1, device: DeviceLike = None, *,
+                dtype: torch.dtype = torch.float32, backend: str = "auto") -> None:
+        """Preallocate everything :meth:`process` needs for blocks ``[batch, channels, block_size]``.
+
+        Args:
+            block_size: samples per :meth:`process` call; must be a multiple of
+                ``hop_length`` (``k * hop_length``, ``k >= 1``) so that every call
+                completes exactly ``k`` frames.
+            channels / batch: the block's leading dims.
+            device: where to run (default: the constructor's ``device``, else the CPU).
+            dtype: ``torch.float32`` (frames complex64) or ``torch.float64`` (complex128).
+            backend: ``"auto"`` (``"numpy"`` on the CPU, ``"torch"`` elsewhere),
+                ``"numpy"`` (numpy 2's pocketfft with ``out=``: no tensor allocated
+                per call) or ``"torch"`` (``torch.fft.rfft(out=)``; on the CPU torch
+                copies from a temporary, on CUDA the temporary comes from the caching
+                allocator).
+        """
+        p = self.params
+        B = _pos_int(block_size, "block_size", "samples")
+        C = _pos_int(channels, "channels", "count")
+        N = _pos_int(batch, "batch", "count")
+        if B % p.hop_length:
+            h = p.hop_length
+            raise InvalidParameter(
+                f"block_size={B} is not a multiple of hop_length={h}: STFTStream.process needs block_size = k * hop_length "
+                f"(k >= 1: {h}, {2 * h}, {4 * h}, ...) so that every call completes exactly k frames; "
+                "use push() for arbitrary block sizes")
+        dev, be = _rt_setup(device, self.device, dtype, backend)
+        self._rt = _STFTRT(p, B, C, N, dev, dtype, be)
+        self._rt_calls = 0
+        telemetry.record("dsp.stft_stream.prepare", dev, 0.0, requested=device if device is not None else self.device)
+
+    @property
+    def frame_delay(self) -> int:
+        """Frames by which :meth:`process` output lags :func:`stft` (set by :meth:`prepare`).
+
+        ``frame_delay = (n_fft + off - pad) / hop - 1`` with ``off = (pad - n_fft) mod hop``:
+        frame ``t`` of ``stft`` is returned as soon as its last sample has arrived.
+        """
+        if self._rt is None:
+            raise InvalidParameter("frame_delay is defined after prepare()")
+        return self._rt.frame_delay
+
+    @property
+    def frames_per_block(self) -> int:
+        """Frames returned by each :meth:`process` call (``block_size // hop_length``)."""
+        if self._rt is None:
+            raise InvalidParameter("frames_per_block is defined after prepare()")
+        return self._rt.k
+
+    def process(self, block: Any, out: Any = None) -> Any:
+        """Analyse one block ``[batch, channels, block_size]``; return ``k`` frames ``[batch, channels, n_freq, k]``.
+
+        Allocates no tensor: the result is an internal buffer (a transposed view of a
+        ``[batch, channels, k, n_freq]`` array) that the next call overwrites, or
+        *out* (any ``[batch, channels, n_freq, k]`` complex tensor/array), which is
+        filled and returned. numpy in -> numpy out. The block must be on the
+        prepared device; any float dtype is converted on the copy into the history.
+        NaN/Inf are not scanned for here (validate at the engine's input).
+        """
+        rt = self._rt
+        if rt is None:
+            raise InvalidParameter("STFTStream.process before prepare(block_size, channels, batch)")
+        t0 = time.perf_counter()
+        x, was_numpy = _rt_input(block, rt.in_shape, rt.device, "block", "[batch, channels, block_size]", "STFTStream")
+        rt.step(x)
+        if out is not None:
+            if isinstance(out, np.ndarray):
+                np.copyto(out, rt.frames_np if rt.backend == "numpy" else rt.frames.cpu().numpy())
+            else:
+                out.copy_(rt.frames)
+            res = out
+        else:
+            res = rt.frames_np if was_numpy else rt.frames
+        if self._rt_calls % RT_TELEMETRY_EVERY == 0:
+            telemetry.record("dsp.stft_stream.process", rt.device, time.perf_counter() - t0, requested=self.device)
+        self._rt_calls += 1
+        return res
 
     @property
     def frames_emitted(self) -> int:
@@ -632,7 +945,82 @@ class ISTFTStream:
                                    f"(min sum of squared windows {res.nola_min:.3g}); it cannot be inverted")
         p = self.params
         self._hold = max(0, p.hop_length + p.pad - p.n_fft) if center else 0
+        self._rt: Optional[_ISTFTRT] = None
         self.reset()
+
+    # -- engine face -----------------------------------------------------------
+    def prepare(self, frames_per_block: int, channels: int, batch: int = 1, device: DeviceLike = None, *,
+                dtype: torch.dtype = torch.float32, lead_frames: int = 0, backend: str = "auto") -> None:
+        """Preallocate everything :meth:`process` needs for ``frames_per_block`` frames per call.
+
+        Args:
+            frames_per_block: frames ``k`` per :meth:`process` call; each call writes
+                ``k * hop_length`` samples.
+            channels / batch: the frames' leading dims (``[batch, channels, n_freq, k]``).
+            device: where to run (default: the CPU).
+            dtype: real dtype of the output: ``torch.float32`` (frames complex64) or ``torch.float64``.
+            lead_frames: frames at the start of the input stream that stand for time
+                *before* the signal (their content is ignored), e.g.
+                ``STFTStream.frame_delay`` when fed by :meth:`STFTStream.process`.
+            backend: as in :meth:`STFTStream.prepare`.
+
+        Raises:
+            InvalidParameter: the window/hop cannot be inverted at the start of the
+                signal (NOLA, e.g. ``center=False`` with hann).
+        """
+        k = _pos_int(frames_per_block, "frames_per_block", "frames")
+        C = _pos_int(channels, "channels", "count")
+        N = _pos_int(batch, "batch", "count")
+        if not _is_int(lead_frames) or lead_frames < 0:
+            raise InvalidParameter(f"lead_frames must be a non-negative integer (frames), got {lead_frames!r}")
+        dev, be = _rt_setup(device, None, dtype, backend)
+        self._rt = _ISTFTRT(self.params, k, C, N, dev, dtype, be, int(lead_frames))
+        self._rt_calls = 0
+        telemetry.record("dsp.istft_stream.prepare", dev, 0.0, requested=device)
+
+    @property
+    def process_delay(self) -> int:
+        """Samples by which :meth:`process` output lags :func:`istft` output: ``lead_frames * hop + pad``.
+
+        Output sample ``i`` of the process stream is sample ``i - process_delay`` of
+        ``istft`` of the real frames (zeros before). Fed by ``STFTStream.process``
+        (``lead_frames = frame_delay``) the round trip delays the input by
+        ``frame_delay * hop + pad`` = ``n_fft - hop + ((pad - n_fft) mod hop)`` samples.
+        """
+        if self._rt is None:
+            raise InvalidParameter("process_delay is defined after prepare()")
+        return self._rt.lead * self.params.hop_length + self.params.pad
+
+    def process(self, frames: Any, out: Any = None) -> Any:
+        """Synthesize ``k`` frames ``[batch, channels, n_freq, k]`` into ``k * hop`` samples ``[batch, channels, k * hop]``.
+
+        Allocates no tensor: returns an internal buffer that the next call
+        overwrites, or fills and returns *out*. numpy in -> numpy out. The frames
+        may be any strided view (e.g. :attr:`STFTStream.process`'s result) on the
+        prepared device, complex64 for float32 / complex128 for float64.
+        """
+        rt = self._rt
+        if rt is None:
+            raise InvalidParameter("ISTFTStream.process before prepare(frames_per_block, channels, batch)")
+        t0 = time.perf_counter()
+        X, was_numpy = _rt_input(frames, rt.in_shape, rt.device, "frames", "[batch, channels, n_freq, frames_per_block]",
+                                 "ISTFTStream")
+        if X.dtype != _complex_of(rt.dtype):
+            raise InvalidAudio(f"ISTFTStream.process: frames are {X.dtype}; prepared for {_complex_of(rt.dtype)}")
+        Xn = (frames if was_numpy else X.numpy()) if rt.backend == "numpy" else None
+        rt.step(X, Xn)
+        if out is not None:
+            if isinstance(out, np.ndarray):
+                np.copyto(out, rt.out_np if rt.backend == "numpy" else rt.out.cpu().numpy())
+            else:
+                out.copy_(rt.out)
+            res = out
+        else:
+            res = rt.out_np if was_numpy else rt.out
+        if self._rt_calls % RT_TELEMETRY_EVERY == 0:
+            telemetry.record("dsp.istft_stream.process", rt.device, time.perf_counter() - t0)
+        self._rt_calls += 1
+        return res
 
     @property
     def latency(self) -> int:
@@ -646,6 +1034,8 @@ class ISTFTStream:
         self._skip = self.params.pad
         self._pending: Optional[torch.Tensor] = None  # released but held back (center tail)
         self._finished = False
+        if self._rt is not None:
+            self._rt.reset()
 
     def _release(self, y: torch.Tensor, env: torch.Tensor) -> torch.Tensor:
         n = y.shape[-1]
