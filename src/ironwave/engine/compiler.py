@@ -50,6 +50,7 @@ class Resources:
         self.input_buffer = self.host_in.to(device) if cuda else self.host_in
         self.output_buffer = self.host_out.to(device) if cuda else self.host_out
         self._objects: dict[tuple[NodeId, str], Any] = {}
+        self.offline = False  # set by the offline clock: file nodes may wait for their threads
 
     def get(self, nid: NodeId, key: str, factory: Callable[[], Any]) -> Any:
         k = (nid, key)

@@ -70,6 +70,7 @@ def render(engine: "Engine", x: torch.Tensor | None = None, *, seconds: float | 
     out = torch.zeros(engine.out_channels, blocks * F)
     host_in = engine.host_in
     t0 = time.perf_counter()
+    engine.resources.offline = True
     with realtime_gc():
         for k in range(blocks):
             if on_block is not None:
@@ -86,6 +87,7 @@ def render(engine: "Engine", x: torch.Tensor | None = None, *, seconds: float | 
             if progress is not None and (k & 63) == 63:
                 progress(k + 1, blocks)
     engine.last_render_s = time.perf_counter() - t0
+    engine.resources.offline = False
     engine.collect()
     engine.flush_telemetry(engine.last_render_s)
     return out[:, :n]

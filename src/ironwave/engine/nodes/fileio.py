@@ -91,6 +91,11 @@ class FileWriter:
             self._f.write(self._buf[:n])
         return n
 
+    def wait_room(self, frames: int, timeout: float = 2.0) -> None:
+        t0 = time.perf_counter()
+        while self.ring.writable() < frames and time.perf_counter() - t0 < timeout:
+            time.sleep(0.001)
+
     def _run(self) -> None:
         while not self._stop:
             if not self._drain():
@@ -151,7 +156,10 @@ class FilePlayer(Node):
 
     def pre_host(self) -> None:
         F = self.frames
+        offline = getattr(self.resources, "offline", False)
         for r, buf in zip(self.readers, self.host_np):
+            if offline:  # the file clock may wait for the reader; a live driver never does
+                r.wait_ready(F)
             got = r.ring.read(buf)
             if got < F:
                 buf[got:] = 0.0
@@ -199,6 +207,9 @@ class Recorder(Node):
 
     def post_host(self) -> None:
         F = self.frames
+        offline = getattr(self.resources, "offline", False)
         for w, buf in zip(self.writers, self.host_np):
+            if offline:
+                w.wait_room(F)
             if w.ring.write(buf) < F:
                 w.overruns += 1

@@ -115,6 +115,8 @@ class _StateSpace(Node):
         self.M = [self.zeros(n, K + 2, K + 2) for _ in range(S)]
         self.z = [self.zeros(n, c, K + 2) for _ in range(S)]
         self.w = self.zeros(n, c, K + 2)
+        # mono: a broadcast multiply + sum beats a batch of 1-row matmuls (gemv) by ~2x on CPU
+        self.prod = self.zeros(n, K + 2, K + 2) if c == 1 else None
         for k in range(S):
             self.add_state(f"s{k}", self.z[k][:, :, K:])
         self.tmp = self.zeros(n, c, F) if S > 1 else None
@@ -130,7 +132,11 @@ class _StateSpace(Node):
         K, z, w, M = self.K, self.z[k], self.w, self.M[k]
         for c0 in range(0, self.frames, K):
             z[:, :, :K].copy_(x[:, :, c0:c0 + K])
-            torch.bmm(z, M, out=w)
+            if self.prod is not None:
+                torch.mul(z.view(self.n, K + 2, 1), M, out=self.prod)
+                torch.sum(self.prod, dim=1, out=w.view(self.n, K + 2))
+            else:
+                torch.bmm(z, M, out=w)
             y[:, :, c0:c0 + K].copy_(w[:, :, :K])
             z[:, :, K:].copy_(w[:, :, K:])
 
