@@ -7,14 +7,20 @@ Backends (recorded in telemetry as ``iir.sosfilt`` plus a counter
 * ``"scipy"``: on the CPU, when nothing needs gradients, the well-kept C
   implementation :func:`scipy.signal.sosfilt` runs (float64 arithmetic; per-channel
   coefficients loop over channels).
-* ``"scan"``: everywhere else (CUDA, autograd, or ``backend="scan"``) the
-  block-parallel state-space evaluation of :mod:`ironwave.dsp.iir._statespace`:
-  a few batched matmuls per call, no per-sample loop.
+* ``"triton"``: on CUDA for float32/float64 signals when nothing needs gradients
+  and Triton is importable: the fused 3-pass kernels of
+  :mod:`ironwave.dsp.iir._triton` (per-chunk recurrences with a float64 state;
+  about 3 passes over the signal).
+* ``"scan"``: everywhere else (autograd, other dtypes, no Triton, or
+  ``backend="scan"``) the block-parallel state-space evaluation of
+  :mod:`ironwave.dsp.iir._statespace`: a few batched matmuls per call, no
+  per-sample loop.
 """
 from __future__ import annotations
 
 import math
 import time
+import warnings
 from typing import Any, Literal, Sequence
 
 import numpy as np
@@ -23,21 +29,38 @@ import torch
 from ironwave.backend.device import DeviceLike, choose_device, resolve_device
 from ironwave.backend.telemetry import telemetry
 from ironwave.backend.validate import as_tensor, check_audio, check_finite
-from ironwave.errors import InvalidAudio, InvalidParameter
+from ironwave.errors import BackendUnavailable, InvalidAudio, InvalidParameter
 
 from . import _statespace as ssp
 from .design import SOSLike, check_stable, normalize_sos
 
 __all__ = ["sosfilt", "SOSFilter", "SOSFilterBank", "clear_plan_cache", "IDENTITY_SECTION"]
 
-Backend = Literal["auto", "scipy", "scan"]
+Backend = Literal["auto", "scipy", "scan", "triton"]
 IDENTITY_SECTION = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
 _CACHE = ssp.PlanCache(32)
+
+
+_TRITON: dict[str, Any] = {}
+
+
+def _triton_module() -> Any:
+    """The Triton kernels module, or None when Triton cannot be imported (checked once)."""
+    if "mod" not in _TRITON:
+        try:
+            from . import _triton as mod  # noqa: PLC0415
+        except Exception:  # ImportError, or a broken Triton install
+            mod = None
+        _TRITON["mod"] = mod
+    return _TRITON["mod"]
 
 
 def clear_plan_cache() -> None:
     """Forget cached chunk/scan matrices (they are rebuilt on demand)."""
     _CACHE.clear()
+    mod = _TRITON.get("mod")
+    if mod is not None:
+        mod.clear_cache()
 
 
 # --------------------------------------------------------------------------- helpers
@@ -209,9 +232,12 @@ def sosfilt(sos: SOSLike, x: Any, zi: Any = None, axis: int = -1, *, device: Dev
             CPU/GPU crossover), ``"cpu"``, ``"cuda"``, ``"cuda:N"``. The result
             comes back on *x*'s device.
         backend: ``"auto"`` (scipy's C code on the CPU unless gradients are
-            needed, the parallel scan otherwise), ``"scipy"`` (CPU only, no
-            autograd) or ``"scan"``.
-        chunk: chunk length in samples for the scan (default 32, 64 above 4 sections).
+            needed; on CUDA the fused Triton kernels for float32/float64 without
+            gradients when Triton is installed; the parallel scan otherwise),
+            ``"scipy"`` (CPU only, no autograd), ``"scan"``, or ``"triton"``
+            (CUDA float32/float64, no autograd, Triton installed).
+        chunk: chunk length in samples for the scan (default 32, 64 above 4 sections);
+            the Triton path picks its own (64..1024).
 
     Returns:
         ``y`` shaped like ``x`` broadcast with the coefficient batch dims, same
@@ -219,8 +245,8 @@ def sosfilt(sos: SOSLike, x: Any, zi: Any = None, axis: int = -1, *, device: Dev
         The scan path is differentiable in ``x``, ``sos`` and ``zi``.
     """
     t0 = time.perf_counter()
-    if backend not in ("auto", "scipy", "scan"):
-        raise InvalidParameter(f"backend={backend!r}; accepted: 'auto', 'scipy', 'scan'")
+    if backend not in ("auto", "scipy", "scan", "triton"):
+        raise InvalidParameter(f"backend={backend!r}; accepted: 'auto', 'scipy', 'scan', 'triton'")
     if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or not 1 <= chunk <= 1024):
         raise InvalidParameter(f"chunk must be an integer in [1, 1024] samples, got {chunk!r}")
     xt, was_numpy = as_tensor(x, "x")
@@ -242,14 +268,36 @@ def sosfilt(sos: SOSLike, x: Any, zi: Any = None, axis: int = -1, *, device: Dev
     needs_grad = (grad_sos is not None) or xt.requires_grad or (isinstance(zi, torch.Tensor) and zi.requires_grad)
     if backend == "scipy" and (run_dev.type != "cpu" or needs_grad):
         raise InvalidParameter("backend='scipy' runs on the CPU without autograd; use backend='scan' or 'auto'")
+    if backend == "triton":
+        if run_dev.type != "cuda" or needs_grad or xt.dtype not in (torch.float32, torch.float64):
+            raise InvalidParameter(
+                f"backend='triton' runs on CUDA for float32/float64 without autograd (got device {run_dev}, "
+                f"dtype {xt.dtype}, gradients {'needed' if needs_grad else 'not needed'}); use 'auto' or 'scan'")
+        if _triton_module() is None:
+            raise BackendUnavailable("backend='triton' needs the 'triton' package (pip install triton)")
     use_scipy = backend == "scipy" or (backend == "auto" and run_dev.type == "cpu" and not needs_grad)
+    use_triton = backend == "triton" or (
+        backend == "auto" and run_dev.type == "cuda" and not needs_grad
+        and xt.dtype in (torch.float32, torch.float64) and _triton_module() is not None)
     xr = xt.to(run_dev)
+    y = zf = None
+    name = "scan"
     if use_scipy:
         y, zf = _run_scipy(sos64, xr, zt, bshape)
         name = "scipy"
-    else:
+    elif use_triton:
+        try:
+            y, zf = _triton_module().sosfilt_triton(sos64, xr, zt, bshape)
+            name = "triton"
+        except Exception as e:  # a kernel that does not compile on this GPU/Triton: say so, use the scan
+            if backend == "triton":
+                raise
+            warnings.warn(f"ironwave.dsp.iir: the Triton sosfilt kernels failed ({type(e).__name__}: {e}); "
+                          "using the matmul scan on this device from now on", RuntimeWarning, stacklevel=2)
+            _TRITON["mod"] = None
+            telemetry.count("iir.sosfilt.backend.triton_failed")
+    if y is None:
         y, zf = _run_scan(sos64, grad_sos, xr, zt, bshape, chunk)
-        name = "scan"
     y = y.to(home).movedim(-1, axis)
     telemetry.record("iir.sosfilt", run_dev, time.perf_counter() - t0, requested=device)
     telemetry.count(f"iir.sosfilt.backend.{name}")
