@@ -253,96 +253,135 @@ def _nsgfwin(f: np.ndarray, q: np.ndarray, sr: float, Ls: int, sliced: bool, min
 
 
 def _fastlen(n: int) -> int:
-    """Smallest 7-smooth integer >= n (an FFT size that every backend handles efficiently)."""
-    best = 1 << max(0, int(n - 1).bit_length())
-    p7 = 1
-    while p7 < best:
-        p5 = p7
-        while p5 < best:
-            p3 = p5
-            while p3 < best:
-                p2 = p3
-                while p2 < n:
-                    p2 *= 2
-                best = min(best, p2)
-                p3 *= 3
-            p5 *= 5
-        p7 *= 7
+    """Smallest 5-smooth integer >= n (an FFT size that MKL, pocketfft and cuFFT all handle fast)."""
+    n = max(1, int(n))
+    best = 1 << (n - 1).bit_length()
+    p5 = 1
+    while p5 < best:
+        p3 = p5
+        while p3 < best:
+            p2 = p3
+            while p2 < n:
+                p2 *= 2
+            best = min(best, p2)
+            p3 *= 3
+        p5 *= 5
     return int(best)
 
 
 def _chirp(M: int, n: np.ndarray) -> np.ndarray:
-    """``exp(i pi n^2 / M)`` computed exactly (n^2 reduced modulo 2M in integers)."""
+    """``exp(i pi n^2 / M)`` for integer (signed) n, exact argument (n^2 reduced modulo 2M in integers)."""
     n = np.asarray(n, dtype=np.int64)
     return np.exp(1j * np.pi * ((n * n) % (2 * M)) / M)
+
+
+class _Geom:
+    """Per-band coefficient geometry: length ``M``, forward support ``[dmin, dmin + Lf)`` (signed
+    frequency offsets feeding the inverse DFT) and the range ``[jmin, jmin + LJ)`` of DFT bins the
+    inverse transform reads."""
+
+    def __init__(self, M: int, dmin: int, Lf: int, jmin: int, LJ: int) -> None:
+        self.M, self.dmin, self.Lf, self.jmin, self.LJ = int(M), int(dmin), int(Lf), int(jmin), int(LJ)
+
+    @property
+    def need(self) -> int:
+        """Smallest circular-convolution length for an exact chirp-z (Bluestein) evaluation."""
+        return self.M + max(self.Lf, self.LJ) - 1
 
 
 class _LengthClass:
     """Bands whose coefficient FFTs run as one batched call.
 
-    ``direct``: every member has the same length ``N == M`` (one batched ifft/fft of length M).
-    Otherwise (Bluestein / chirp-z): member b of length ``M_b <= (N + 1) / 2`` computes its exact
-    length-``M_b`` DFT as a circular convolution of length ``N`` (shared by the class) with a
-    precomputed chirp spectrum, so bands of different lengths share one fft + one ifft.
+    ``direct``: every member has the same length ``N == M``: one batched ifft / fft.
+    Otherwise (chirp-z / Bluestein): member b's exact length-``M_b`` DFT, restricted to its window
+    support, is a linear convolution with a chirp, evaluated by one length-``N`` circular
+    convolution (``N >= M_b + support - 1``), so bands of any lengths share one fft + one ifft.
+    Forward: ``a[d - dmin] = Y_d w_d``, ``c[n] = w_n / M * (a * B)[n + Lf - 1]``.
+    Inverse: ``a[n] = c_n conj(w_n)``, ``FC[j] = conj(w_j) * (a * B2)[j - jmin + M - 1]``, with
+    ``w_n = exp(i pi n^2 / M)``.
     """
 
-    def __init__(self, members: list[int], lengths: list[int], direct: bool, woff: int, foff: int) -> None:
-        self.members, self.lengths, self.direct = members, [int(m) for m in lengths], direct
+    def __init__(self, members: list[int], geoms: list[_Geom], direct: bool, woff: int, foff: int) -> None:
+        self.members, self.direct = members, direct
+        self.lengths = [gm.M for gm in geoms]
+        self.geoms = geoms
         self.nb = len(members)
-        self.N = int(lengths[0]) if direct else _fastlen(2 * max(lengths) - 1)
+        self.N = self.lengths[0] if direct else _fastlen(max(gm.need for gm in geoms))
         self.woff, self.foff = int(woff), int(foff)  # offsets in the work buffer / flat coefficients
         self.wsize = self.nb * self.N
         self.fsize = int(sum(self.lengths))
-        if not direct:
-            # flat coefficient k of this class <-> work position row * N + n (n < M_row)
-            rows = np.repeat(np.arange(self.nb), self.lengths)
-            starts = np.concatenate(([0], np.cumsum(self.lengths)[:-1]))
-            n = np.arange(self.fsize) - np.repeat(starts, self.lengths)
-            Mrow = np.repeat(np.asarray(self.lengths), self.lengths)
-            self.pidx = rows * self.N + n
-            self.post = np.exp(1j * np.pi * ((n * n) % (2 * Mrow)) / Mrow) / Mrow  # w_n / M (forward)
-            B = np.zeros((self.nb, self.N), dtype=complex)
-            for i, M in enumerate(self.lengths):
-                m = np.arange(M)
-                c = np.conj(_chirp(M, m))
-                B[i, :M] = c
-                B[i, self.N - M + 1:] = c[1:][::-1]
-            self.B = np.fft.fft(B, axis=-1)  # spectrum of conj(w_m), |m| < M (even sequence)
+
+    def tables(self) -> tuple[np.ndarray, ...]:
+        """Chirp spectra B, B2 [nb, N], output/input positions and post/pre chirps (flat order)."""
+        N = self.N
+        B = np.zeros((self.nb, N), dtype=complex)
+        B2 = np.zeros((self.nb, N), dtype=complex)
+        fidx, bidx, post, pre = [], [], [], []
+        for i, gm in enumerate(self.geoms):
+            M = gm.M
+            t = np.arange(M + gm.Lf - 1)
+            B[i, : len(t)] = np.conj(_chirp(M, t - (gm.Lf - 1) - gm.dmin))
+            t = np.arange(M + gm.LJ - 1)
+            B2[i, : len(t)] = _chirp(M, t - (M - 1) + gm.jmin)
+            n = np.arange(M)
+            fidx.append(i * N + n + gm.Lf - 1)
+            bidx.append(i * N + n)
+            wn = _chirp(M, n)
+            post.append(wn / M)
+            pre.append(np.conj(wn))
+        return (np.fft.fft(B, axis=-1), np.fft.fft(B2, axis=-1), np.concatenate(fidx), np.concatenate(bidx),
+                np.concatenate(post), np.concatenate(pre))
 
 
-def _build_classes(Mb: np.ndarray, min_direct: int = 8, max_direct_groups: int = 8) -> list[_LengthClass]:
+def _build_classes(geoms: list[_Geom], min_direct: int = 8, max_direct_groups: int = 8,
+                   class_cost: float = 2.0e5) -> list[_LengthClass]:
     """Group bands into FFT length classes (few classes -> few batched FFT calls).
 
     Lengths shared by at least *min_direct* bands (or all lengths, when there are at most
-    *max_direct_groups* distinct ones, e.g. matrix form) run as direct batched FFTs; the other bands
-    go to Bluestein classes of one FFT size each, one per octave of coefficient length.
+    *max_direct_groups* distinct ones, e.g. matrix form) run as direct batched FFTs (measured on
+    CPU: one direct FFT of a non-smooth length such as 4 * 1523 beats two smooth chirp-z FFTs plus
+    their extra memory passes). The other bands are split into
+    chirp-z classes of one FFT size each, by a dynamic programme over bands sorted by the needed
+    convolution length that minimises ``sum(n_bands * N * (log2 N + 4)) + class_cost * n_classes``
+    (padding waste against per-call overhead).
     """
     by_len: dict[int, list[int]] = {}
-    for b, m in enumerate(Mb):
-        by_len.setdefault(int(m), []).append(b)
+    for b, gm in enumerate(geoms):
+        by_len.setdefault(gm.M, []).append(b)
     all_direct = len(by_len) <= max_direct_groups
     direct = {m: bs for m, bs in by_len.items() if all_direct or len(bs) >= min_direct}
-    rest = sorted((b for m, bs in by_len.items() if m not in direct for b in bs), key=lambda b: (-int(Mb[b]), b))
+    rest = sorted((b for m, bs in by_len.items() if m not in direct for b in bs), key=lambda b: (geoms[b].need, b))
     classes: list[_LengthClass] = []
     woff = foff = 0
+
+    def add(members: list[int], is_direct: bool) -> None:
+        nonlocal woff, foff
+        cl = _LengthClass(members, [geoms[b] for b in members], is_direct, woff, foff)
+        classes.append(cl)
+        woff += cl.wsize
+        foff += cl.fsize
+
     for m in sorted(direct):
-        bs = direct[m]
-        cl = _LengthClass(bs, [m] * len(bs), True, woff, foff)
-        classes.append(cl)
-        woff += cl.wsize
-        foff += cl.fsize
-    i = 0
-    while i < len(rest):
-        N = _fastlen(2 * int(Mb[rest[i]]) - 1)
-        j = i
-        while j < len(rest) and 2 * (2 * int(Mb[rest[j]]) - 1) > N:
-            j += 1
-        members = sorted(rest[i:j])
-        cl = _LengthClass(members, [int(Mb[b]) for b in members], False, woff, foff)
-        classes.append(cl)
-        woff += cl.wsize
-        foff += cl.fsize
-        i = j
+        add(direct[m], True)
+    n = len(rest)
+    if n:
+        Ns = [_fastlen(geoms[b].need) for b in rest]
+        best = [0.0] + [math.inf] * n
+        cut = [0] * (n + 1)
+        for j in range(1, n + 1):  # classes rest[i:j] use N = Ns[j - 1] (the largest need)
+            N = Ns[j - 1]
+            unit = N * (math.log2(N) + 4.0)
+            for i in range(j):
+                c = best[i] + (j - i) * unit + class_cost
+                if c < best[j]:
+                    best[j], cut[j] = c, i
+        bounds = []
+        j = n
+        while j > 0:
+            bounds.append((cut[j], j))
+            j = cut[j]
+        for i, j in reversed(bounds):
+            add(sorted(rest[i:j]), False)
     return classes
 
 
@@ -350,11 +389,12 @@ class _Plan:
     """Index maps and weights of one NSGT geometry on one device/dtype.
 
     Forward: ``vals = X[f_src]`` (the first ``nfc`` entries conjugated), ``vals *= f_w[parity]``,
-    scattered to the work buffer at ``f_dst``; per class one batched (i)FFT (+ chirp product for
-    Bluestein classes). Inverse: per class one batched FFT into the work buffer, ``vals =
-    work[i_src]`` (first ``nic`` conjugated) ``* i_w[parity]``, one ``index_add_`` into the
-    half spectrum at ``i_dst``, one ``irfft``. ``parity`` selects the sliCQ slice rotation (folded into
-    the weights as phase factors; a single entry for the full-signal NSGT).
+    scattered to the work buffer at ``f_dst``; per class one batched (i)FFT (chirp-z classes: fft,
+    product with the chirp spectrum, ifft, gather + post-chirp). Inverse: per class one batched FFT
+    (chirp-z: pre-chirp scatter, fft, product, ifft) into the work buffer, ``vals = work[i_src]``
+    (first ``nic`` conjugated) ``* i_w[parity]``, one ``index_add_`` into the half spectrum at
+    ``i_dst``, one ``irfft``. ``parity`` selects the sliCQ slice rotations (folded into the weights
+    as phase factors; a single entry for the full-signal NSGT).
     """
 
     def __init__(self, owner: "_NSGTCore", device: torch.device, dtype: torch.dtype) -> None:
@@ -364,7 +404,7 @@ class _Plan:
         half = nn // 2
         self.nfreq = half + 1
         self.cdt = cdt
-        rot = getattr(o, "_rot", None)  # (time shift h) for sliCQ: parity 0 rolls by -h / coefs by 3M/4
+        rot = getattr(o, "_rot", None)  # sliCQ quarter-slice shift h (samples), else None
         nP = 1 if rot is None else 2
         loc = {}
         for cl in o.classes:
@@ -377,72 +417,77 @@ class _Plan:
         def cphase(j: np.ndarray, s: int, M: int) -> np.ndarray:  # exp(2 pi i j s / M)
             return np.exp(2j * np.pi * ((j.astype(np.int64) * s) % M) / M)
 
-        # forward
+        # forward: Y_b[d] = X[(tp + d) mod nn] * g[d mod Lg] (conjugate-mirrored above Nyquist)
         src, conj, w, dst = [], [], [], []
         for b, k in enumerate(o.bands):
             cl, i = loc[b]
-            M = int(o.Mb[b])
+            gm = o.geoms[b]
+            M = gm.M
             g = o.g[k]
             Lg = len(g)
             d = np.arange(-(Lg // 2), Lg - Lg // 2)
             j = (o.tp[k] + d) % nn
             cj = j > half
             s = np.where(cj, nn - j, j)
-            p = d % M
             ww = np.tile(g[d % Lg].astype(complex), (nP, 1))
-            if not cl.direct:
-                ww = ww * _chirp(M, p)
-            if rot is not None:
-                h = rot
-                for P, (ts, cs) in enumerate(((h, (3 * M) // 4), (-h, M // 4))):
+            if cl.direct:
+                pos = cl.woff + i * cl.N + d % M
+            else:
+                ww = ww * _chirp(M, d)
+                pos = cl.woff + i * cl.N + (d - gm.dmin)
+            if rot is not None:  # parity 0: slice rolled by -h, coefficients by -3M/4; parity 1: +h, -M/4
+                for P, (ts, cs) in enumerate(((rot, (3 * M) // 4), (-rot, M // 4))):
                     th = tphase(s, ts)
-                    ww[P] *= np.where(cj, np.conj(th), th) * cphase(p, cs, M)
+                    ww[P] *= np.where(cj, np.conj(th), th) * cphase(d, cs, M)
             src.append(s)
             conj.append(cj)
             w.append(ww)
-            dst.append(cl.woff + i * cl.N + p)
+            dst.append(pos)
         self.f_src, self.f_w, self.f_dst, self.nfc = self._pack(src, conj, w, dst, device, cdt)
-        # inverse: fr[(tp + d) mod nn] += Msrc * gd[d mod Lg] * FC_src[d mod Msrc] (conj/negated for mirrors)
+        # inverse: fr[(tp + d) mod nn] += M * gd[d mod Lg] * FC[j] (j = d, or conj(FC[-d]) for mirrors)
         src, conj, w, dst = [], [], [], []
         lbas = o.lbas
         pairs = [(k, b, False) for b, k in enumerate(o.bands)]
         pairs += [(2 * lbas + 2 - k, b, True) for b, k in enumerate(o.bands) if 1 <= k <= lbas]
         for kw, b, mirror in pairs:
             cl, i = loc[b]
+            gm = o.geoms[b]
+            M = gm.M
             gd = o.gd[kw]
             Lg = len(gd)
-            M = int(o.Mb[b])
             d = np.arange(-(Lg // 2), Lg - Lg // 2)
             jj = (o.tp[kw] + d) % nn
             keep = jj <= half
-            p = d % M
-            if mirror:
-                p = (-p) % M
-            p, jj, gdv = p[keep], jj[keep], (M * gd[d % Lg])[keep]
+            j = (-d if mirror else d)[keep]
+            jj, gdv = jj[keep], (M * gd[d % Lg])[keep]
             ww = np.tile(gdv.astype(complex), (nP, 1))
-            if not cl.direct:  # FC[p] = conj(w_p) conv[p]; conj(FC[p]) = w_p conj(conv[p])
-                ch = _chirp(M, p)
+            if cl.direct:
+                pos = cl.woff + i * cl.N + j % M
+            else:
+                if gm.jmin == 0 and gm.LJ == M:
+                    j = j % M
+                ch = _chirp(M, j)  # FC[j] = conj(w_j) r[...]; conj(FC[j]) = w_j conj(r[...])
                 ww = ww * (ch if mirror else np.conj(ch))
-            if rot is not None:
-                h = rot
-                for P, (ts, cs) in enumerate(((-h, M // 4), (h, (3 * M) // 4))):
-                    ph = cphase(p, cs, M)
+                pos = cl.woff + i * cl.N + (j - gm.jmin + M - 1)
+            if rot is not None:  # parity 0: coefficients rolled by -M/4, slice by +h; parity 1: -3M/4, -h
+                for P, (ts, cs) in enumerate(((-rot, M // 4), (rot, (3 * M) // 4))):
+                    ph = cphase(j, cs, M)
                     ww[P] *= tphase(jj, ts) * (np.conj(ph) if mirror else ph)
-            src.append(cl.woff + i * cl.N + p)
-            conj.append(np.full(len(p), mirror))
+            src.append(pos)
+            conj.append(np.full(len(pos), mirror))
             w.append(ww)
             dst.append(jj)
         self.i_src, self.i_w, self.i_dst, self.nic = self._pack(src, conj, w, dst, device, cdt)
-        # per Bluestein class: chirp spectrum, output positions and post-chirp
-        self.cls = []
+        # per chirp-z class: chirp spectra, positions and post/pre chirps
+        self.cls: list[tuple[torch.Tensor, ...] | None] = []
         for cl in o.classes:
             if cl.direct:
                 self.cls.append(None)
-            else:
-                self.cls.append((torch.as_tensor(cl.B, dtype=cdt, device=device),
-                                 torch.as_tensor(cl.pidx, device=device),
-                                 torch.as_tensor(cl.post, dtype=cdt, device=device),
-                                 torch.as_tensor(np.conj(cl.post * np.repeat(cl.lengths, cl.lengths)), dtype=cdt, device=device)))
+                continue
+            B, B2, fidx, bidx, post, pre = cl.tables()
+            self.cls.append((torch.as_tensor(B, dtype=cdt, device=device), torch.as_tensor(B2, dtype=cdt, device=device),
+                             torch.as_tensor(fidx, device=device), torch.as_tensor(bidx, device=device),
+                             torch.as_tensor(post, dtype=cdt, device=device), torch.as_tensor(pre, dtype=cdt, device=device)))
 
     @staticmethod
     def _pack(src: list, conj: list, w: list, dst: list, device: torch.device,
@@ -462,19 +507,45 @@ class _Plan:
             vals[..., 1 - parity0 % 2::2, :].mul_(w[1])
 
 
+def _geometry(o: "_NSGTCore") -> list[_Geom]:
+    """Supports of every band's forward DFT input and of the DFT bins its inverse reads."""
+    out = []
+    lbas = o.lbas
+    for b, k in enumerate(o.bands):
+        M = int(o.Mb[b])
+        Lg = len(o.g[k])
+        dmin = -(Lg // 2)
+        js = [np.arange(-(Lg // 2), Lg - Lg // 2)]
+        if 1 <= k <= lbas:
+            Lm = len(o.gd[2 * lbas + 2 - k])
+            js.append(-np.arange(-(Lm // 2), Lm - Lm // 2))
+        lo = int(min(a.min() for a in js))
+        hi = int(max(a.max() for a in js))
+        if hi - lo + 1 > M:
+            lo, hi = 0, M - 1
+        out.append(_Geom(M, dmin, Lg, lo, hi - lo + 1))
+    return out
+
+
 class _NSGTCore:
     """Shared machinery of NSGT and SliCQ (one transform of ``nn`` samples)."""
 
     def _setup(self, g: list[np.ndarray], rfbas: np.ndarray, M: np.ndarray, nn: int, lbas: int, reducedform: int,
-               matrixform: bool) -> None:
+               matrixform: bool, length_rounding: str | None = None, multiple: int = 1) -> None:
         if reducedform not in (0, 1, 2):
             raise InvalidParameter(f"reducedform={reducedform}; accepted: 0, 1, 2")
+        if length_rounding not in (None, "smooth", "pow2"):
+            raise InvalidParameter(f"length_rounding={length_rounding!r}; accepted: None (exact nsgt lengths), 'smooth', 'pow2'")
         self.g, self.nn, self.lbas, self.reducedform = g, int(nn), lbas, reducedform
+        self.length_rounding = length_rounding
         self.tp = rfbas.astype(int)  # centre bins: timepos == rfbas for these geometries
         M = np.asarray(M).copy()
         if matrixform:  # like nsgt: every band (incl. mirrors) gets the largest used length
             used = M[reducedform: len(M) // 2 + 1 - reducedform] if reducedform else M
             M[:] = used.max()
+        if length_rounding is not None:  # more coefficients per band (finer hop): the frame stays painless
+            rnd = _fastlen if length_rounding == "smooth" else (lambda n: 1 << (int(n) - 1).bit_length())
+            M = np.array([multiple * rnd(-(-int(m) // multiple)) for m in M], dtype=int)
         # canonical dual windows (painless case): gd = g / sum_k M_k |g_k|^2 placed on the bins
         diag = np.zeros(self.nn)
         for k, gk in enumerate(g):
@@ -498,13 +569,16 @@ class _NSGTCore:
         self.Mb = Mb
         self.matrixform = bool(matrixform)
         # flat layout: bands grouped into FFT length classes (see _build_classes); offsets[b] locates band b
-        self.classes = _build_classes(Mb)
+        self.geoms = _geometry(self)
+        self.classes = _build_classes(self.geoms)
         self.offsets = np.zeros(len(self.bands), dtype=np.int64)
         for cl in self.classes:
             off = cl.foff
             for b, m in zip(cl.members, cl.lengths):
                 self.offsets[b] = off
                 off += m
+        if matrixform:  # _unflatten reshapes: bands must sit in order
+            assert np.array_equal(self.offsets, np.arange(len(self.bands)) * int(Mb[0]))
         self.total = int(sum(cl.fsize for cl in self.classes))
         self.wtotal = int(sum(cl.wsize for cl in self.classes))
         self._plans: dict[tuple[torch.device, torch.dtype], _Plan] = {}
@@ -526,27 +600,29 @@ class _NSGTCore:
         p = self._plan(x.device, x.dtype)
         X = torch.fft.rfft(x, n=self.nn, dim=-1)
         vals = X[..., p.f_src]
+        del X
         if p.nfc:
             vals[..., : p.nfc].conj_physical_()
         p.weigh(vals, p.f_w, parity0)
         lead = x.shape[:-1]
-        work = torch.zeros(*lead, self.wtotal, dtype=X.dtype, device=x.device)
+        work = torch.zeros(*lead, self.wtotal, dtype=vals.dtype, device=x.device)
         work[..., p.f_dst] = vals
         del vals
-        if len(self.classes) == 1 and self.classes[0].direct:  # matrix form: one batched ifft
+        if len(self.classes) == 1 and self.classes[0].direct:  # e.g. matrix form of smooth length: one ifft
             cl = self.classes[0]
             return torch.fft.ifft(work.view(*lead, cl.nb, cl.N), dim=-1).view(*lead, self.total)
-        out = torch.empty(*lead, self.total, dtype=X.dtype, device=x.device)
+        out = torch.empty(*lead, self.total, dtype=work.dtype, device=x.device)
         for cl, extra in zip(self.classes, p.cls):
             seg = work[..., cl.woff: cl.woff + cl.wsize].view(*lead, cl.nb, cl.N)
             if extra is None:
                 out[..., cl.foff: cl.foff + cl.fsize] = torch.fft.ifft(seg, dim=-1).reshape(*lead, cl.fsize)
             else:
-                B, pidx, post, _ = extra
+                B, _, fidx, _, post, _ = extra
                 conv = torch.fft.fft(seg, dim=-1)
                 conv.mul_(B)
                 conv = torch.fft.ifft(conv, dim=-1).view(*lead, cl.wsize)
-                out[..., cl.foff: cl.foff + cl.fsize] = conv[..., pidx] * post
+                torch.mul(conv[..., fidx], post, out=out[..., cl.foff: cl.foff + cl.fsize]) if not lead else \
+                    out[..., cl.foff: cl.foff + cl.fsize].copy_(conv[..., fidx].mul_(post))
         return out
 
     def _bwd_flat(self, c: torch.Tensor, parity0: int | None = None) -> torch.Tensor:
@@ -560,15 +636,17 @@ class _NSGTCore:
             work = torch.empty(*lead, self.wtotal, dtype=c.dtype, device=c.device)
             for cl, extra in zip(self.classes, p.cls):
                 seg = c[..., cl.foff: cl.foff + cl.fsize]
+                dst = work[..., cl.woff: cl.woff + cl.wsize]
                 if extra is None:
-                    work[..., cl.woff: cl.woff + cl.wsize] = torch.fft.fft(seg.reshape(*lead, cl.nb, cl.N), dim=-1).reshape(*lead, cl.wsize)
+                    dst.copy_(torch.fft.fft(seg.reshape(*lead, cl.nb, cl.N), dim=-1).view(*lead, cl.wsize))
                 else:
-                    B, pidx, _, pre = extra
+                    _, B2, _, bidx, _, pre = extra
                     a = torch.zeros(*lead, cl.wsize, dtype=c.dtype, device=c.device)
-                    a[..., pidx] = seg * pre
+                    a[..., bidx] = seg * pre
                     conv = torch.fft.fft(a.view(*lead, cl.nb, cl.N), dim=-1)
-                    conv.mul_(B.conj())
-                    work[..., cl.woff: cl.woff + cl.wsize] = torch.fft.ifft(conv, dim=-1).view(*lead, cl.wsize)
+                    del a
+                    conv.mul_(B2)
+                    dst.copy_(torch.fft.ifft(conv, dim=-1).view(*lead, cl.wsize))
         vals = work[..., p.i_src]
         del work
         if p.nic:
@@ -636,6 +714,11 @@ class NSGT(_NSGTCore):
         fs: sample rate (Hz). Ls: signal length (samples); shorter inputs are zero-padded.
         matrixform: all bands get the same number of coefficients -> one tensor ``[..., n_bands, M]``.
         reducedform: 0 keeps the DC and Nyquist bands, 1 drops them, 2 also drops the outermost bands.
+        length_rounding: ``None`` (default) keeps the nsgt package's coefficient counts (exact parity);
+            ``"smooth"`` rounds every band's count up to a 2·3·5-smooth number, ``"pow2"`` up to a
+            power of two (a handful of distinct lengths -> a handful of direct batched FFTs). Rounded
+            bands are sampled on a finer time grid (different coefficients, same windows) and the
+            inverse stays exact (dual frame recomputed for the new counts).
         device: compute device (``None`` = where the input is).
 
     ``forward(x)`` maps ``[..., Ls]`` to a list of ``n_bands`` tensors ``[..., M_k]`` (or one tensor);
@@ -643,7 +726,7 @@ class NSGT(_NSGTCore):
     """
 
     def __init__(self, scale: Any, fs: float, Ls: int, *, real: bool = True, matrixform: bool = False,
-                 reducedform: int = 0, device: DeviceLike = None) -> None:
+                 reducedform: int = 0, length_rounding: str | None = None, device: DeviceLike = None) -> None:
         positive("fs", fs)
         positive("Ls", Ls, integer=True)
         if not real:
@@ -653,7 +736,7 @@ class NSGT(_NSGTCore):
         g, rfbas, M = _nsgfwin(self.frqs, self.q, self.fs, self.Ls, sliced=False)
         self.M = M
         self.device = None if device is None else resolve_device(device)
-        self._setup(g, rfbas, M, self.Ls, len(self.frqs), reducedform, matrixform)
+        self._setup(g, rfbas, M, self.Ls, len(self.frqs), reducedform, matrixform, length_rounding)
 
     @property
     def frequencies(self) -> np.ndarray:
@@ -729,11 +812,12 @@ class SliCQ(_NSGTCore):
         tr_area: transition length (samples, even, ``< sl_len / 2``). fs: sample rate (Hz).
         min_win: minimum window length (bins). Qvar: bandwidth factor.
         matrixform: ``[..., n_slices, n_bands, M]`` instead of a ragged list of ``[..., n_slices, M_k]``.
+        length_rounding: as for :class:`NSGT` (``"smooth"`` / ``"pow2"``; counts stay multiples of 4).
     """
 
     def __init__(self, scale: Any, sl_len: int, tr_area: int, fs: float, *, min_win: int = 16, Qvar: float = 1.0,
                  real: bool = True, recwnd: bool = False, matrixform: bool = False, reducedform: int = 0,
-                 device: DeviceLike = None) -> None:
+                 length_rounding: str | None = None, device: DeviceLike = None) -> None:
         positive("fs", fs)
         positive("sl_len", sl_len, integer=True)
         positive("tr_area", tr_area, integer=True, allow_zero=True)
@@ -752,7 +836,7 @@ class SliCQ(_NSGTCore):
         g, rfbas, M = _nsgfwin(self.frqs, self.q, self.fs, self.sl_len, sliced=True, min_win=min_win, Qvar=Qvar)
         self.M = M
         self.device = None if device is None else resolve_device(device)
-        self._setup(g, rfbas, M, self.sl_len, len(self.frqs), reducedform, matrixform)
+        self._setup(g, rfbas, M, self.sl_len, len(self.frqs), reducedform, matrixform, length_rounding, multiple=4)
         self.hhop = self.sl_len // 4
         self._rot = self.hhop  # plan weights include the per-parity slice rotations
         self.tw = _slice_window(self.sl_len, self.tr_area)
