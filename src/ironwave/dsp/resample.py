@@ -31,12 +31,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ironwave.backend.device import DeviceLike
+from ironwave.backend.telemetry import telemetry
 from ironwave.backend.validate import as_tensor, check_audio, restore_type
-from ironwave.dsp.stft import record_ran, run_device
+from ironwave.dsp.stft import RT_TELEMETRY_EVERY, _pos_int, _rt_input, _rt_setup, record_ran, run_device
 from ironwave.dsp.windows import finite_fast
 from ironwave.errors import InvalidAudio, InvalidParameter
 
@@ -265,6 +267,70 @@ def resample(x: Any, orig_sr: int, new_sr: int, *, zeros: float = DEFAULT_ZEROS,
     return restore_type(y, was_numpy)
 
 
+class _ResampleRT:
+    """Preallocated state of :meth:`Resampler.prepare` (see there)."""
+
+    def __init__(self, plan: PolyphasePlan, block: int, channels: int, batch: int, dev: torch.device,
+                 dtype: torch.dtype) -> None:
+        L, M = plan.up, plan.down
+        self.plan, self.B, self.C, self.N = plan, block, channels, batch
+        self.device, self.dtype = dev, dtype
+        R = batch * channels
+        self.R = R
+        self.identity = L == M
+        self.q_max = (block - 1) // M + 1 if not self.identity else 0
+        self.max_out = self.q_max * L if not self.identity else block
+        kw = dict(dtype=dtype, device=dev)
+        self.in_shape = (batch, channels, block)
+        self.out = torch.zeros(batch, channels, self.max_out, **kw)
+        self.out_np = self.out.numpy() if dev.type == "cpu" else None
+        if self.identity:
+            return
+        self.cap = 2 * (plan.reach + block + M)
+        self.hist = torch.zeros(R, self.cap, **kw)
+        self.tmp = torch.zeros(R, plan.reach + M, **kw)
+        self.ws = plan.weights(dtype, dev)
+        wmax = max(width for _, _, _, width in plan.groups)
+        self.scr = torch.zeros(R * self.q_max * wmax, **kw)
+        self.yb = torch.zeros(R * self.q_max * L, **kw)
+        self.reset()
+
+    def reset(self) -> None:
+        if self.identity:
+            return
+        self.hist.zero_()
+        self.start, self.end = 0, self.plan.left_pad
+
+    def step(self, x: torch.Tensor) -> int:
+        """Consume one block; write the finished output samples to ``out[..., :n]``; return ``n``."""
+        if self.identity:
+            self.out.copy_(x)
+            return self.B
+        plan, B, R = self.plan, self.B, self.R
+        L, M = plan.up, plan.down
+        if self.end + B > self.cap:  # compact: move the (< reach) live samples to the front
+            n = self.end - self.start
+            self.tmp[:, :n].copy_(self.hist[:, self.start:self.end])
+            self.hist[:, :n].copy_(self.tmp[:, :n])
+            self.start, self.end = 0, n
+        self.hist[:, self.end:self.end + B].view(self.N, self.C, B).copy_(x)
+        self.end += B
+        have = self.end - self.start
+        Q = (have - plan.reach) // M + 1 if have >= plan.reach else 0
+        if Q <= 0:
+            return 0
+        RQ = R * Q
+        ybv = self.yb[: RQ * L].view(RQ, L)
+        for (r0, r1, b0, width), w in zip(plan.groups, self.ws):
+            src = self.hist.as_strided((R, Q, width), (self.cap, M, 1), self.start + b0)
+            a = self.scr[: RQ * width].view(R, Q, width)
+            a.copy_(src)  # overlapping frames -> dense rows (BLAS cannot read overlapping rows)
+            torch.mm(a.view(RQ, width), w, out=ybv[:, r0:r1])
+        self.out[..., : Q * L].copy_(self.yb[: RQ * L].view(self.N, self.C, Q * L))
+        self.start += Q * M
+        return Q * L
+
+
 class Resampler:
     """Streaming resampler: block-by-block output equals :func:`resample` of the whole signal.
 
@@ -289,7 +355,78 @@ class Resampler:
         self.device = device
         self._kw = dict(zeros=zeros, rolloff=rolloff, beta=beta, groups=groups)
         self.plan = design(orig_sr, new_sr, zeros=zeros, rolloff=rolloff, beta=beta, groups=groups)
+        self._rt: Optional[_ResampleRT] = None
         self.reset()
+
+    # -- engine face -----------------------------------------------------------
+    def prepare(self, block_size: int, channels: int, batch: int = 1, device: DeviceLike = None, *,
+                dtype: torch.dtype = torch.float32) -> None:
+        """Preallocate everything :meth:`process` needs for input blocks ``[batch, channels, block_size]``.
+
+        Any ``block_size >= 1`` works. Each call produces a whole number ``Q`` of
+        ``L``-sample output groups, ``Q`` in ``{0 .. ceil(block_size / M)}``; on average
+        ``block_size * L / M`` samples. :attr:`max_output` is the largest count.
+
+        Args:
+            block_size: input samples per call.
+            channels / batch: the block's leading dims.
+            device: where to run (default: the constructor's ``device``, else the CPU).
+            dtype: ``torch.float32`` or ``torch.float64``.
+        """
+        B = _pos_int(block_size, "block_size", "samples")
+        C = _pos_int(channels, "channels", "count")
+        N = _pos_int(batch, "batch", "count")
+        dev, _ = _rt_setup(device, self.device, dtype, "torch")
+        plan = self.plan if dev.type == "cpu" else design(self.orig_sr, self.new_sr, device_type=dev.type, **self._kw)  # type: ignore[arg-type]
+        self._rt = _ResampleRT(plan, B, C, N, dev, dtype)
+        self._rt_calls = 0
+        self._rt_requested = device if device is not None else self.device
+        telemetry.record("dsp.resample_stream.prepare", dev, 0.0, requested=self._rt_requested)
+
+    @property
+    def max_output(self) -> int:
+        """Largest number of output samples one :meth:`process` call writes: ``ceil(block_size / M) * L``."""
+        if self._rt is None:
+            raise InvalidParameter("max_output is defined after prepare()")
+        return self._rt.max_out
+
+    @property
+    def output_buffer(self) -> torch.Tensor:
+        """The internal ``[batch, channels, max_output]`` buffer :meth:`process` writes into."""
+        if self._rt is None:
+            raise InvalidParameter("output_buffer is defined after prepare()")
+        return self._rt.out
+
+    def process(self, block: Any, out: Any = None) -> int:
+        """Resample one block ``[batch, channels, block_size]``; return the number ``n`` of output samples.
+
+        The samples are written to ``out[..., :n]`` when *out* is given (a tensor or
+        array ``[batch, channels, >= max_output]`` on the prepared device), else to
+        :attr:`output_buffer` ``[..., :n]``. ``n`` varies from call to call
+        (rational ratio); the concatenation of the valid parts equals
+        :func:`resample` of everything fed so far, minus its last samples (those
+        wait for input that has not arrived: at most :attr:`latency_out` + ``L``).
+        Allocates no tensor. NaN/Inf are not scanned for here.
+        """
+        rt = self._rt
+        if rt is None:
+            raise InvalidParameter("Resampler.process before prepare(block_size, channels, batch)")
+        t0 = time.perf_counter()
+        x, _ = _rt_input(block, rt.in_shape, rt.device, "block", "[batch, channels, block_size]", "Resampler")
+        n = rt.step(x)
+        if out is not None:
+            if out.shape[:-1] != rt.in_shape[:-1] or out.shape[-1] < rt.max_out:
+                raise InvalidAudio(f"Resampler.process: out has shape {list(out.shape)}; need "
+                                   f"[{rt.N}, {rt.C}, >= {rt.max_out}] ([batch, channels, max_output])")
+            if isinstance(out, np.ndarray):
+                assert rt.out_np is not None
+                np.copyto(out[..., :n], rt.out_np[..., :n])
+            else:
+                out[..., :n].copy_(rt.out[..., :n])
+        if self._rt_calls % RT_TELEMETRY_EVERY == 0:
+            telemetry.record("dsp.resample_stream.process", rt.device, time.perf_counter() - t0, requested=self._rt_requested)
+        self._rt_calls += 1
+        return n
 
     @property
     def latency(self) -> int:
@@ -305,6 +442,8 @@ class Resampler:
         self._n_in = 0
         self._n_out = 0
         self._finished = False
+        if self._rt is not None:
+            self._rt.reset()
 
     def _emit(self, final: bool) -> torch.Tensor:
         assert self._buf is not None
