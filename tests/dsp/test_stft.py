@@ -306,3 +306,199 @@ def test_run_device_rule(monkeypatch):
         from ironwave.errors import BackendUnavailable
         with pytest.raises(BackendUnavailable):
             run_device("stft", 10, 1, "cuda", torch.device("cpu"))
+
+
+# ----------------------------------------------------------------------------- engine face: prepare / process
+RT_CFGS = [(64, 16, "hann", True), (63, 20, ("kaiser", 5.0), True), (64, 24, "hamming", True), (64, 64, "rect", True),
+           (60, 16, "rect", False), (32, 8, "blackman", True)]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cfg=st.sampled_from(RT_CFGS), k=st.integers(1, 4), calls=st.integers(1, 14), batch=st.integers(1, 2),
+       channels=st.integers(1, 3), backend=st.sampled_from(["numpy", "torch"]), seed=st.integers(0, 2**16))
+def test_process_equals_offline(cfg, k, calls, batch, channels, backend, seed):
+    """STFTStream.process (fixed block = k * hop) == stft delayed by frame_delay; ISTFTStream.process of
+    stft frames == istft delayed by process_delay (placeholder frames are ignored whatever they hold)."""
+    n_fft, hop, win, center = cfg
+    g = torch.Generator().manual_seed(seed)
+    B = k * hop
+    x = torch.randn(batch, channels, B * calls, dtype=torch.float64, generator=g)
+    s = STFTStream(n_fft, hop, window=win, center=center)
+    s.prepare(B, channels, batch, dtype=torch.float64, backend=backend)
+    assert s.frames_per_block == k
+    Y = torch.cat([s.process(x[..., i * B:(i + 1) * B]).clone() for i in range(calls)], -1)
+    D = s.frame_delay
+    ref = stft(x, n_fft, hop, window=win, center=center) if x.shape[-1] >= n_fft or center else None
+    assert Y.shape == (batch, channels, n_fft // 2 + 1, k * calls)
+    assert bool((Y[..., :D] == 0).all())
+    m = k * calls - D
+    if m > 0:
+        torch.testing.assert_close(Y[..., D:], ref[..., :m], atol=1e-12, rtol=1e-12)
+    # the exact emission rule: frame t is out as soon as its last sample is in
+    pad = n_fft // 2 if center else 0
+    assert (m - 1) * hop + n_fft <= pad + B * calls < m * hop + n_fft
+    # inverse: feed the offline frames after `lead` garbage frames
+    lead = int(torch.randint(0, 3, (1,), generator=g))
+    if not center and win != "rect":
+        return
+    T = 1 + (B * calls * 2 + 2 * pad - n_fft) // hop
+    S = stft(torch.randn(batch, channels, B * calls * 2, dtype=torch.float64, generator=g), n_fft, hop, window=win, center=center)
+    feed = torch.cat([torch.randn(batch, channels, n_fft // 2 + 1, lead, dtype=torch.complex128, generator=g), S], -1)
+    i_s = ISTFTStream(n_fft, hop, window=win, center=center)
+    i_s.prepare(k, channels, batch, dtype=torch.float64, lead_frames=lead, backend=backend)
+    out = torch.cat([i_s.process(feed[..., j * k:(j + 1) * k]).clone() for j in range(calls)], -1)
+    assert out.shape == (batch, channels, k * hop * calls)
+    Dp = i_s.process_delay
+    assert Dp == lead * hop + pad
+    full = istft(S, hop, window=win, center=center, n_fft=n_fft)
+    final = (k * calls - lead) * hop - pad  # istft samples whose frames have all arrived
+    assert bool((out[..., :min(Dp, out.shape[-1])] == 0).all())
+    if final > 0:
+        torch.testing.assert_close(out[..., Dp:Dp + final], full[..., :final], atol=1e-12, rtol=1e-12)
+    assert T == S.shape[-1]
+
+
+@pytest.mark.parametrize("n_fft,hop,k", [(64, 16, 2), (64, 24, 1), (100, 25, 3)])
+def test_process_round_trip_latency(n_fft, hop, k):
+    """STFTStream.process -> ISTFTStream.process reconstructs the input delayed by n_fft - hop + ((pad - n_fft) mod hop)."""
+    s, i_s = STFTStream(n_fft, hop), ISTFTStream(n_fft, hop)
+    s.prepare(k * hop, 2)
+    i_s.prepare(k, 2, lead_frames=s.frame_delay)
+    D = i_s.process_delay
+    assert D == n_fft - hop + ((n_fft // 2 - n_fft) % hop)
+    x = torch.randn(1, 2, 40 * k * hop)
+    y = torch.cat([i_s.process(s.process(x[..., j:j + k * hop])).clone() for j in range(0, x.shape[-1], k * hop)], -1)
+    torch.testing.assert_close(y[..., D:], x[..., :-D], atol=2e-6, rtol=1e-5)
+    assert y.dtype == torch.float32 and float(y[..., :D].abs().max()) == 0.0
+
+
+def test_process_real_audio(real_audio):
+    x, sr = real_audio
+    x = x[:, : 50 * 512].unsqueeze(0)
+    s = STFTStream(1024, 256)
+    s.prepare(512, x.shape[1])
+    Y = torch.cat([s.process(x[..., j:j + 512]).clone() for j in range(0, x.shape[-1], 512)], -1)
+    D = s.frame_delay
+    ref = librosa.stft(x.numpy(), n_fft=1024, hop_length=256, pad_mode="constant")
+    assert rel(Y[..., D:].numpy(), ref[..., : Y.shape[-1] - D]) < 1e-5
+
+
+def _allocating_check():
+    from ironwave.backend.alloccheck import count_cpu_tensor_allocations
+
+    blk = torch.randn(1, 2, 64)
+    # the counter must see a deliberately allocating call, else a 0 below proves nothing
+    assert count_cpu_tensor_allocations(lambda: stft(blk, 64, 16), 3) > 0
+    assert count_cpu_tensor_allocations(lambda: blk * 2, 3) >= 3
+
+
+@pytest.mark.parametrize("numpy_in", [False, True])
+def test_process_allocates_nothing(numpy_in):
+    from ironwave.backend.alloccheck import count_cpu_tensor_allocations, python_growth_bytes
+
+    _allocating_check()
+    s, i_s = STFTStream(128, 32), ISTFTStream(128, 32)
+    s.prepare(64, 2, 2)
+    i_s.prepare(2, 2, 2, lead_frames=s.frame_delay)
+    blk = torch.randn(2, 2, 64)
+    if numpy_in:
+        blk = blk.numpy()
+    F0 = s.process(blk)
+    y0 = i_s.process(F0)
+    assert isinstance(F0, np.ndarray) == numpy_in and isinstance(y0, np.ndarray) == numpy_in
+    assert F0.shape == (2, 2, 65, 2) and y0.shape == (2, 2, 64)
+    ptr_f = F0.ctypes.data if numpy_in else F0.data_ptr()
+    ptr_y = y0.ctypes.data if numpy_in else y0.data_ptr()
+
+    def step():
+        return i_s.process(s.process(blk))
+
+    assert count_cpu_tensor_allocations(step, 20) == 0
+    assert python_growth_bytes(step, n=200, warmup=10) < 1024
+    F1, y1 = s.process(blk), i_s.process(F0)
+    assert (F1.ctypes.data if numpy_in else F1.data_ptr()) == ptr_f
+    assert (y1.ctypes.data if numpy_in else y1.data_ptr()) == ptr_y
+    # caller-owned outputs
+    fo = torch.zeros(2, 2, 65, 2, dtype=torch.complex64)
+    yo = torch.zeros(2, 2, 64)
+    bt = torch.from_numpy(blk) if numpy_in else blk
+
+    def step_out():
+        s.process(bt, out=fo)
+        i_s.process(fo, out=yo)
+
+    pf, py = fo.data_ptr(), yo.data_ptr()
+    assert count_cpu_tensor_allocations(step_out, 20) == 0
+    assert fo.data_ptr() == pf and yo.data_ptr() == py and float(yo.abs().max()) > 0
+
+
+def test_process_errors():
+    s = STFTStream(64, 16)
+    with pytest.raises(InvalidParameter, match="before prepare"):
+        s.process(torch.zeros(1, 1, 16))
+    with pytest.raises(InvalidParameter, match=r"block_size=20 is not a multiple of hop_length=16.*16, 32, 64"):
+        s.prepare(20, 1)
+    with pytest.raises(InvalidParameter, match="channels"):
+        s.prepare(16, 0)
+    with pytest.raises(InvalidParameter, match="dtype"):
+        s.prepare(16, 1, dtype=torch.float16)
+    with pytest.raises(InvalidParameter, match="backend"):
+        s.prepare(16, 1, backend="fftw")
+    s.prepare(32, 2)
+    with pytest.raises(InvalidAudio, match=r"shape \[1, 2, 16\].*\[1, 2, 32\]"):
+        s.process(torch.zeros(1, 2, 16))
+    with pytest.raises(InvalidAudio, match="shape"):
+        s.process(torch.zeros(2, 32))
+    i_s = ISTFTStream(64, 16, center=False)
+    with pytest.raises(InvalidParameter, match="NOLA at output sample 0"):
+        i_s.prepare(1, 1)
+    i_s = ISTFTStream(64, 16)
+    i_s.prepare(2, 1)
+    with pytest.raises(InvalidAudio, match="complex64"):
+        i_s.process(torch.zeros(1, 1, 33, 2, dtype=torch.complex128))
+    with pytest.raises(InvalidParameter, match="lead_frames"):
+        i_s.prepare(2, 1, lead_frames=-1)
+    if not torch.cuda.is_available():
+        from ironwave.errors import BackendUnavailable
+        with pytest.raises(BackendUnavailable):
+            s.prepare(32, 1, device="cuda")
+
+
+def test_process_reset_restarts():
+    s = STFTStream(64, 16)
+    s.prepare(32, 1)
+    x = torch.randn(1, 1, 32 * 6)
+    a = torch.cat([s.process(x[..., j:j + 32]).clone() for j in range(0, 192, 32)], -1)
+    s.reset()
+    b = torch.cat([s.process(x[..., j:j + 32]).clone() for j in range(0, 192, 32)], -1)
+    torch.testing.assert_close(a, b)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_process_matches_cpu():
+    """CUDA prepare/process (torch backend) == CPU; no new cudaMalloc segments in steady state."""
+    x = torch.randn(2, 2, 512 * 30)
+    outs = {}
+    for dev in ("cpu", "cuda"):
+        s, i_s = STFTStream(512, 128), ISTFTStream(512, 128)
+        s.prepare(512, 2, 2, device=dev)
+        i_s.prepare(4, 2, 2, device=dev, lead_frames=s.frame_delay)
+        xd = x.to(dev)
+        fr, ys = [], []
+        for j in range(0, x.shape[-1], 512):
+            F_ = s.process(xd[..., j:j + 512])
+            fr.append(F_.cpu().clone())
+            ys.append(i_s.process(F_).cpu().clone())
+        outs[dev] = (torch.cat(fr, -1), torch.cat(ys, -1))
+        if dev == "cuda":
+            blk = xd[..., :512].contiguous()
+            assert s.process(blk).device.type == "cuda"
+            torch.cuda.synchronize()
+            before = torch.cuda.memory_stats()["segment.all.allocated"]
+            for _ in range(50):
+                i_s.process(s.process(blk))
+            torch.cuda.synchronize()
+            assert torch.cuda.memory_stats()["segment.all.allocated"] == before
+    assert rel(outs["cuda"][0], outs["cpu"][0]) < 1e-5
+    torch.testing.assert_close(outs["cuda"][1], outs["cpu"][1], atol=1e-5, rtol=1e-4)
