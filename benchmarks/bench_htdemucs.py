@@ -1,0 +1,121 @@
+"""HTDemucs: ironwave vs the reference demucs 4.1.0, identical random weights, same device, same run.
+
+Bars (issue #6): on a GPU, a 3-minute stereo track in float32 >= 2x faster than
+``demucs.apply.apply_model`` (same output), >= 4x with bf16 (stems' SDR against
+the float32 output >= 40 dB), peak GPU memory no higher than the reference's;
+on the CPU (10 s of audio) no slower than the reference. Random weights are
+fine for speed; SDR numbers compare ironwave's own modes with its float32 output.
+"""
+from __future__ import annotations
+
+import sys
+import types
+
+import torch
+
+from benchmarks.harness import Harness
+from ironwave.models import HTDEMUCS_KWARGS, SOURCES_4, HTDemucs, apply_model
+
+
+def _reference():
+    for name in ("torchaudio", "lameenc", "dora", "diffq", "openunmix"):
+        if name not in sys.modules:
+            try:
+                __import__(name)
+            except Exception:
+                sys.modules[name] = types.ModuleType(name)
+    from demucs.apply import apply_model as ref_apply
+    from demucs.htdemucs import HTDemucs as Ref
+
+    return Ref, ref_apply
+
+
+def _sdr(ref: torch.Tensor, est: torch.Tensor) -> float:
+    """Mean over stems of 10 log10(|ref|^2 / |ref - est|^2), dB."""
+    num = ref.double().pow(2).sum(dim=(-1, -2))
+    den = (ref.double() - est.double()).pow(2).sum(dim=(-1, -2)).clamp_min(1e-30)
+    return float((10 * torch.log10(num / den)).mean())
+
+
+def _peak(dev: torch.device, fn) -> float | None:
+    if dev.type != "cuda":
+        return None
+    torch.cuda.synchronize(dev)
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats(dev)
+    base = torch.cuda.memory_allocated(dev)
+    fn()
+    torch.cuda.synchronize(dev)
+    return (torch.cuda.max_memory_allocated(dev) - base) / 2**20
+
+
+def run(h: Harness) -> None:
+    dev = h.device
+    cuda = dev.type == "cuda"
+    Ref, ref_apply = _reference()
+    torch.manual_seed(0)
+    ref = Ref(list(SOURCES_4), **HTDEMUCS_KWARGS).eval().to(dev)
+    ours = HTDemucs(list(SOURCES_4), **HTDEMUCS_KWARGS).eval()
+    ours.load_state_dict(ref.state_dict())
+    ours.to(dev)
+    sr = 44100
+    seconds = 180 if cuda else 10
+    if h.quick:
+        seconds = 30 if cuda else 8
+    g = torch.Generator().manual_seed(1)
+    mix = (torch.randn(2, seconds * sr, generator=g) * 0.1).cumsum(-1) * 0.01  # brown-ish noise, host memory
+    mix = mix - mix.mean(-1, keepdim=True)
+    batch = 8 if cuda else 1  # CPU: batching does not help (cache-bound), GPU: it fills the device
+    repeat = 3 if cuda else 1
+    warm = 1
+
+    def ref_run() -> torch.Tensor:
+        with torch.no_grad():
+            return ref_apply(ref, mix[None], shifts=0, overlap=0.25, device=dev)[0]
+
+    def ours_run(**kw) -> torch.Tensor:
+        return apply_model(ours, mix, device=dev, batch_size=kw.pop("batch_size", batch), **kw)
+
+    want = ref_run()
+    got = ours_run()
+    h.record("float32 max |ours - demucs| (same weights)", float((got - want).abs().max()), "abs",
+             target="<= 1e-4 (same output)", met=bool((got - want).abs().max() < 1e-4),
+             params={"seconds": seconds})
+    p = {"seconds": seconds, "batch_size": batch, "sources": 4}
+    if cuda:
+        h.compare(f"apply {seconds} s stereo, float32, batch {batch}", lambda: ours_run(), ref_run,
+                  peer_name="demucs apply_model", warmup=warm, repeat=repeat, target=">= 2x", target_ratio=2.0,
+                  params=p)
+        h.compare(f"apply {seconds} s, float32, CUDA graph, batch {batch}", lambda: ours_run(graph=True), ref_run,
+                  peer_name="demucs apply_model", warmup=warm, repeat=repeat, target=">= 2x", target_ratio=2.0,
+                  params=p)
+        h.compare(f"apply {seconds} s, bf16 autocast, batch {batch}", lambda: ours_run(precision="bf16"), ref_run,
+                  peer_name="demucs fp32", warmup=warm, repeat=repeat, target=">= 4x", target_ratio=4.0, params=p)
+        bf = ours_run(precision="bf16")
+        sdr = _sdr(got, bf)
+        h.record("bf16 stems SDR vs float32 output", sdr, "dB", target=">= 40 dB", met=sdr >= 40, params=p)
+        fp16 = ours_run(precision="fp16")
+        h.record("fp16 stems SDR vs float32 output", _sdr(got, fp16), "dB", params=p)
+        for label, fn in [("demucs apply_model", ref_run), (f"ironwave float32 batch {batch}", lambda: ours_run()),
+                          ("ironwave float32 batch 1", lambda: ours_run(batch_size=1)),
+                          (f"ironwave bf16 batch {batch}", lambda: ours_run(precision="bf16"))]:
+            mb = _peak(dev, fn)
+            h.record(f"peak GPU memory: {label}", mb or 0.0, "MiB", params=p)
+        seg = torch.randn(1, 2, ours.training_length, device=dev)
+        seg8 = torch.randn(8, 2, ours.training_length, device=dev)
+        with torch.no_grad():
+            h.compare("forward, one 7.8 s segment", lambda: ours(seg), lambda: ref(seg), peer_name="demucs forward",
+                      repeat=10)
+            h.compare("forward, batch of 8 segments", lambda: ours(seg8), lambda: ref(seg8),
+                      peer_name="demucs forward", repeat=5)
+    else:
+        h.compare(f"apply {seconds} s stereo, float32 (CPU)", lambda: ours_run(), ref_run,
+                  peer_name="demucs apply_model", warmup=warm, repeat=repeat, target=">= 1x (no slower)",
+                  target_ratio=1.0, params=p)
+        bf = ours_run(precision="bf16")
+        h.record("bf16 autocast (CPU) stems SDR vs float32", _sdr(got, bf), "dB", params=p)
+    fast = ours_run(time_only=True)
+    h.record("time-only fast mode: SDR vs full output (random weights)", _sdr(got, fast), "dB", params=p,
+             note="random weights: shows how much the spectral branch contributes, not trained quality")
+    h.compare(f"time-only fast mode, {seconds} s", lambda: ours_run(time_only=True), lambda: ours_run(),
+              peer_name="ironwave full", warmup=warm, repeat=repeat, params=p)
