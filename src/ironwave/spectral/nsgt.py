@@ -21,6 +21,7 @@ so it runs unchanged on CPU and CUDA and batches over leading dimensions and sli
 """
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from typing import Any, Sequence
@@ -269,10 +270,15 @@ def _fastlen(n: int) -> int:
     return int(best)
 
 
+@functools.lru_cache(maxsize=None)  # cleared after every plan build
+def _chirp_table(M: int) -> np.ndarray:
+    k = np.arange(2 * M, dtype=np.int64)
+    return np.exp(1j * np.pi * ((k * k) % (2 * M)) / M)
+
+
 def _chirp(M: int, n: np.ndarray) -> np.ndarray:
-    """``exp(i pi n^2 / M)`` for integer (signed) n, exact argument (n^2 reduced modulo 2M in integers)."""
-    n = np.asarray(n, dtype=np.int64)
-    return np.exp(1j * np.pi * ((n * n) % (2 * M)) / M)
+    """``exp(i pi n^2 / M)`` for integer (signed) n, exact argument (the chirp has period 2M in n)."""
+    return _chirp_table(int(M))[np.asarray(n, dtype=np.int64) % (2 * int(M))]
 
 
 class _Geom:
@@ -312,7 +318,7 @@ class _LengthClass:
         self.fsize = int(sum(self.lengths))
 
     def tables(self) -> tuple[np.ndarray, ...]:
-        """Chirp spectra B, B2 [nb, N], output/input positions and post/pre chirps (flat order)."""
+        """Chirps B, B2 [nb, N] (time domain), output/input positions and post/pre chirps (flat order)."""
         N = self.N
         B = np.zeros((self.nb, N), dtype=complex)
         B2 = np.zeros((self.nb, N), dtype=complex)
@@ -329,12 +335,11 @@ class _LengthClass:
             wn = _chirp(M, n)
             post.append(wn / M)
             pre.append(np.conj(wn))
-        return (np.fft.fft(B, axis=-1), np.fft.fft(B2, axis=-1), np.concatenate(fidx), np.concatenate(bidx),
-                np.concatenate(post), np.concatenate(pre))
+        return B, B2, np.concatenate(fidx), np.concatenate(bidx), np.concatenate(post), np.concatenate(pre)
 
 
 def _build_classes(geoms: list[_Geom], min_direct: int = 8, max_direct_groups: int = 8,
-                   class_cost: float = 2.0e5) -> list[_LengthClass]:
+                   class_cost: float = 0.03) -> list[_LengthClass]:
     """Group bands into FFT length classes (few classes -> few batched FFT calls).
 
     Lengths shared by at least *min_direct* bands (or all lengths, when there are at most
@@ -342,8 +347,9 @@ def _build_classes(geoms: list[_Geom], min_direct: int = 8, max_direct_groups: i
     CPU: one direct FFT of a non-smooth length such as 4 * 1523 beats two smooth chirp-z FFTs plus
     their extra memory passes). The other bands are split into
     chirp-z classes of one FFT size each, by a dynamic programme over bands sorted by the needed
-    convolution length that minimises ``sum(n_bands * N * (log2 N + 4)) + class_cost * n_classes``
-    (padding waste against per-call overhead).
+    convolution length that minimises ``sum(n_bands * N * (log2 N + 4)) * (1 + class_cost * n_classes)``
+    approximately (padding waste against per-call overhead: each class costs *class_cost* of the
+    unpadded work, which keeps the class count near 10 for any signal length).
     """
     by_len: dict[int, list[int]] = {}
     for b, gm in enumerate(geoms):
@@ -366,13 +372,14 @@ def _build_classes(geoms: list[_Geom], min_direct: int = 8, max_direct_groups: i
     n = len(rest)
     if n:
         Ns = [_fastlen(geoms[b].need) for b in rest]
+        per_class = class_cost * sum(geoms[b].need * (math.log2(geoms[b].need) + 4.0) for b in rest)
         best = [0.0] + [math.inf] * n
         cut = [0] * (n + 1)
         for j in range(1, n + 1):  # classes rest[i:j] use N = Ns[j - 1] (the largest need)
             N = Ns[j - 1]
             unit = N * (math.log2(N) + 4.0)
             for i in range(j):
-                c = best[i] + (j - i) * unit + class_cost
+                c = best[i] + (j - i) * unit + per_class
                 if c < best[j]:
                     best[j], cut[j] = c, i
         bounds = []
@@ -485,15 +492,17 @@ class _Plan:
                 self.cls.append(None)
                 continue
             B, B2, fidx, bidx, post, pre = cl.tables()
-            self.cls.append((torch.as_tensor(B, dtype=cdt, device=device), torch.as_tensor(B2, dtype=cdt, device=device),
+            spec = [torch.fft.fft(torch.as_tensor(b, device=device), dim=-1).to(cdt) for b in (B, B2)]  # float64 FFT
+            self.cls.append((spec[0], spec[1],
                              torch.as_tensor(fidx, device=device), torch.as_tensor(bidx, device=device),
                              torch.as_tensor(post, dtype=cdt, device=device), torch.as_tensor(pre, dtype=cdt, device=device)))
+        _chirp_table.cache_clear()
 
     @staticmethod
     def _pack(src: list, conj: list, w: list, dst: list, device: torch.device,
               cdt: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
         s, c, ww, d = np.concatenate(src), np.concatenate(conj), np.concatenate(w, axis=-1), np.concatenate(dst)
-        order = np.argsort(~c, kind="stable")  # conjugated entries first: one in-place conj of a prefix
+        order = np.concatenate((np.flatnonzero(c), np.flatnonzero(~c)))  # conjugated entries first: one in-place conj
         return (torch.as_tensor(s[order], device=device), torch.as_tensor(ww[:, order], dtype=cdt, device=device),
                 torch.as_tensor(d[order], device=device), int(c.sum()))
 
@@ -621,8 +630,7 @@ class _NSGTCore:
                 conv = torch.fft.fft(seg, dim=-1)
                 conv.mul_(B)
                 conv = torch.fft.ifft(conv, dim=-1).view(*lead, cl.wsize)
-                torch.mul(conv[..., fidx], post, out=out[..., cl.foff: cl.foff + cl.fsize]) if not lead else \
-                    out[..., cl.foff: cl.foff + cl.fsize].copy_(conv[..., fidx].mul_(post))
+                out[..., cl.foff: cl.foff + cl.fsize] = conv[..., fidx].mul_(post)
         return out
 
     def _bwd_flat(self, c: torch.Tensor, parity0: int | None = None) -> torch.Tensor:
