@@ -387,8 +387,8 @@ def _build_classes(geoms: list[_Geom], min_direct: int = 8, max_direct_groups: i
         while j > 0:
             bounds.append((cut[j], j))
             j = cut[j]
-        for i, j in reversed(bounds):
-            add(sorted(rest[i:j]), False)
+        for i, j in reversed(bounds):  # a lone band runs its exact-length FFT directly (cheaper than chirp-z)
+            add(sorted(rest[i:j]), j - i == 1)
     return classes
 
 
