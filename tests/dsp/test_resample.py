@@ -185,3 +185,125 @@ def test_gpu_matches_cpu():
     assert out.device.type == "cpu"
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
     assert set(telemetry.backends("dsp.resample_stream")) == {"cuda"}
+
+
+# ----------------------------------------------------------------------------- engine face: prepare / process
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(block=st.integers(1, 300), calls=st.integers(1, 12), batch=st.integers(1, 2), channels=st.integers(1, 3),
+       rates=st.sampled_from([(48000, 44100), (44100, 48000), (1, 3), (3, 1), (7, 5), (16000, 16000), (48000, 16000)]),
+       use_out=st.booleans(), seed=st.integers(0, 2**16))
+def test_process_equals_offline(block, calls, batch, channels, rates, use_out, seed):
+    """Resampler.process with a fixed block: the valid outputs, concatenated, are a prefix of resample(x)
+    that trails the input by less than latency_out + L samples; each count is a multiple of L <= max_output."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, channels, block * calls, dtype=torch.float64, generator=g)
+    rs = Resampler(*rates, zeros=16)
+    rs.prepare(block, channels, batch, dtype=torch.float64)
+    L, M = rs.L, rs.M
+    out = torch.full((batch, channels, rs.max_output + 3), float("nan"), dtype=torch.float64) if use_out else None
+    got = []
+    for i in range(calls):
+        n = rs.process(x[..., i * block:(i + 1) * block], out=out)
+        assert 0 <= n <= rs.max_output and (L == M or n % L == 0)
+        got.append((out if use_out else rs.output_buffer)[..., :n].clone())
+    y = torch.cat(got, -1)
+    ref = resample(x, *rates, zeros=16)
+    torch.testing.assert_close(y, ref[..., : y.shape[-1]], atol=1e-12, rtol=1e-12)
+    assert ref.shape[-1] - y.shape[-1] < rs.latency_out + L + 1
+
+
+def test_process_real_audio(real_audio):
+    x, sr = real_audio
+    x = x[:, : sr // 2].unsqueeze(0)
+    rs = Resampler(sr, 16000)
+    rs.prepare(441, x.shape[1])
+    y = torch.cat([rs.output_buffer[..., : rs.process(x[..., j:j + 441])].clone() for j in range(0, x.shape[-1] - 440, 441)], -1)
+    ref = resample(x, sr, 16000)
+    torch.testing.assert_close(y, ref[..., : y.shape[-1]], atol=1e-5, rtol=1e-5)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Small-block streaming runs with one torch thread (see the docs): on a loaded 2-core host
+    two OpenMP runtimes (torch's, numba's via librosa) spinning against each other make tiny
+    BLAS calls 100x slower. Counts and pointers do not depend on it; test time does."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.mark.parametrize("numpy_in", [False, True])
+def test_process_allocates_nothing(numpy_in, one_torch_thread):
+    from ironwave.backend.alloccheck import count_cpu_tensor_allocations, python_growth_bytes
+
+    blk = torch.randn(2, 2, 256)
+    # the counter must see a deliberately allocating call, else the 0 below proves nothing
+    resample(blk, 48000, 44100, zeros=8)  # design + weights outside the profiler (slow under it)
+    assert count_cpu_tensor_allocations(lambda: resample(blk, 48000, 44100, zeros=8), 2) > 0
+    rs = Resampler(48000, 44100, zeros=8)
+    rs.prepare(256, 2, 2)
+    b = blk.numpy() if numpy_in else blk
+    out = np.zeros((2, 2, rs.max_output), dtype=np.float32) if numpy_in else torch.zeros(2, 2, rs.max_output)
+    buf = rs.output_buffer
+    p_buf = buf.data_ptr()
+    p_out = out.ctypes.data if numpy_in else out.data_ptr()
+    counts = []
+
+    def step():
+        counts.append(rs.process(b, out=out))
+
+    assert count_cpu_tensor_allocations(step, 30) == 0
+    assert set(counts) == {147, 294}  # 256 inputs -> one or two groups of L = 147
+    assert python_growth_bytes(lambda: rs.process(b, out=out), n=300, warmup=10) < 1024
+    assert rs.output_buffer is buf and buf.data_ptr() == p_buf
+    assert (out.ctypes.data if numpy_in else out.data_ptr()) == p_out
+
+
+def test_process_errors_and_identity():
+    rs = Resampler(48000, 44100)
+    with pytest.raises(InvalidParameter, match="before prepare"):
+        rs.process(torch.zeros(1, 1, 10))
+    with pytest.raises(InvalidParameter, match="block_size"):
+        rs.prepare(0, 1)
+    rs.prepare(64, 2)
+    with pytest.raises(InvalidAudio, match=r"shape \[1, 2, 32\].*\[1, 2, 64\]"):
+        rs.process(torch.zeros(1, 2, 32))
+    with pytest.raises(InvalidAudio, match="max_output"):
+        rs.process(torch.zeros(1, 2, 64), out=torch.zeros(1, 2, 10))
+    if not torch.cuda.is_available():
+        from ironwave.errors import BackendUnavailable
+        with pytest.raises(BackendUnavailable):
+            rs.prepare(64, 2, device="cuda")
+    same = Resampler(16000, 16000)
+    same.prepare(10, 1)
+    x = torch.randn(1, 1, 10)
+    assert same.process(x) == 10 and torch.equal(same.output_buffer, x)
+    # reset restarts the stream
+    rs.prepare(100, 1)
+    x = torch.randn(1, 1, 1000)
+    a = torch.cat([rs.output_buffer[..., : rs.process(x[..., j:j + 100])].clone() for j in range(0, 1000, 100)], -1)
+    rs.reset()
+    b = torch.cat([rs.output_buffer[..., : rs.process(x[..., j:j + 100])].clone() for j in range(0, 1000, 100)], -1)
+    torch.testing.assert_close(a, b)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_process_matches_cpu():
+    """CUDA prepare/process == CPU; no allocation from the caching allocator in steady state."""
+    from ironwave.backend.alloccheck import count_cuda_allocations
+
+    x = torch.randn(2, 2, 512 * 20)
+    ys = {}
+    for dev in ("cpu", "cuda"):
+        rs = Resampler(48000, 44100)
+        rs.prepare(512, 2, 2, device=dev)
+        xd = x.to(dev)
+        ys[dev] = torch.cat([rs.output_buffer[..., : rs.process(xd[..., j:j + 512])].cpu().clone()
+                             for j in range(0, x.shape[-1], 512)], -1)
+        if dev == "cuda":
+            blk = xd[..., :512].contiguous()
+            assert rs.output_buffer.device.type == "cuda"
+            assert count_cuda_allocations(lambda: rs.process(blk), 30) == 0
+    torch.testing.assert_close(ys["cuda"], ys["cpu"], atol=1e-5, rtol=1e-5)

@@ -377,7 +377,11 @@ class Resampler:
         C = _pos_int(channels, "channels", "count")
         N = _pos_int(batch, "batch", "count")
         dev, _ = _rt_setup(device, self.device, dtype, "torch")
-        plan = self.plan if dev.type == "cpu" else design(self.orig_sr, self.new_sr, device_type=dev.type, **self._kw)  # type: ignore[arg-type]
+        kw = dict(self._kw)
+        if kw["groups"] is None:  # per-call overhead (ops, launches) dominates small blocks: few groups
+            q_max = (B - 1) // self.M + 1
+            kw["groups"] = 1 if N * C * q_max <= 32 else 2
+        plan = design(self.orig_sr, self.new_sr, device_type=dev.type, **kw)  # type: ignore[arg-type]
         self._rt = _ResampleRT(plan, B, C, N, dev, dtype)
         self._rt_calls = 0
         self._rt_requested = device if device is not None else self.device
