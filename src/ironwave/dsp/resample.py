@@ -23,6 +23,9 @@ fewer on CUDA, where the strided-copy traffic is). No Python loop over samples.
 
 Streaming: :class:`Resampler` gives block-by-block output equal to the offline
 output for any block sizes, with :attr:`Resampler.latency` samples of delay.
+Engine face: :meth:`Resampler.prepare` / :meth:`Resampler.process` (fixed input
+block, a variable number of whole ``L``-sample output groups written into a
+preallocated buffer; the count is returned; no tensor allocated per call).
 """
 from __future__ import annotations
 

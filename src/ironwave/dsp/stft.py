@@ -36,6 +36,9 @@ exact inverse of :func:`stft` for any window/hop that satisfies NOLA (checked;
 Streaming: :class:`STFTStream` (push audio blocks of any size, get frames as
 they complete) and :class:`ISTFTStream` (push frames, get final audio). Their
 composition has a latency of ``n_fft - hop`` samples (hop-aligned blocks).
+Engine face: ``prepare(...)`` then ``process(block, out=None)``: fixed block of
+``k * hop`` samples <-> ``k`` frames per call, preallocated buffers, no tensor
+allocated per call on the CPU (numpy 2 pocketfft with ``out=``).
 """
 from __future__ import annotations
 
