@@ -4,6 +4,10 @@ torchaudio.functional.lfilter (when installed: the GPU machine has it), side by 
 Bars (issue #3): GPU, 1024 channels x 10 s at 48 kHz, one biquad and a 4-section SOS:
 >= 100x torchaudio.lfilter (305 ms for the biquad on an H200); one channel of 10 s on the
 GPU faster than scipy.signal.sosfilt on the CPU (3.4 ms). CPU: within 1.5x of scipy.
+
+On CUDA the default path is the fused Triton kernels (``backend="triton"``; the scan when
+Triton is missing); each GPU case is also timed against the matmul scan, and a sweep of
+Triton launch variants (1024 channels) records which configuration is fastest.
 """
 from __future__ import annotations
 
@@ -62,10 +66,17 @@ def run(h: Harness) -> None:
                   lambda: [ss.sosfilt(sos_pc[i].numpy(), x[i]) for i in range(64)], peer_name="scipy loop",
                   repeat=5, target_ratio=1 / 1.5, target="CPU within 1.5x of scipy")
     else:
+        from ironwave.dsp.iir import filtering  # noqa: PLC0415
+
+        tri = filtering._triton_module()
+        have_triton = tri is not None and dev.type == "cuda"
+        backend = "triton" if have_triton else "scan"
         for channels in (1, 1024):
             x = torch.randn(channels, T, device=dev)
             for cname, sos in cases.items():
-                f = lambda sos=sos, x=x: iir.sosfilt(sos, x)  # noqa: E731
+                f = lambda sos=sos, x=x: iir.sosfilt(sos, x, backend=backend)  # noqa: E731
+                fs = lambda sos=sos, x=x: iir.sosfilt(sos, x, backend="scan")  # noqa: E731
+                params = {"channels": channels, "samples": T, "sections": sos.shape[0], "backend": backend}
                 if taf is not None:
                     a_list = [sos[i, 3:].to(dev, torch.float32) for i in range(sos.shape[0])]
                     b_list = [sos[i, :3].to(dev, torch.float32) for i in range(sos.shape[0])]
@@ -76,23 +87,49 @@ def run(h: Harness) -> None:
                             y = taf.lfilter(y, a, b, clamp=False)
                         return y
 
-                    h.compare(f"sosfilt {cname}, {channels} ch x {SECONDS} s, GPU", f, peer,
+                    h.compare(f"sosfilt {cname}, {channels} ch x {SECONDS} s, GPU ({backend})", f, peer,
                               peer_name="torchaudio.lfilter", repeat=10 if channels > 1 else 20, warmup=2,
-                              target=">= 100x torchaudio.functional.lfilter", target_ratio=100.0,
-                              params={"channels": channels, "samples": T, "sections": sos.shape[0]})
+                              target=">= 100x torchaudio.functional.lfilter", target_ratio=100.0, params=params)
+                if have_triton:
+                    # the matmul scan (the path before the Triton kernels; still the autograd path) as the peer
+                    h.compare(f"sosfilt {cname}, {channels} ch x {SECONDS} s, GPU triton vs scan", f, fs,
+                              peer_name="ironwave scan", repeat=10 if channels > 1 else 20, warmup=2,
+                              params={**params, "peer_backend": "scan"},
+                              note="information: ratio = scan time / triton time")
                 xc = x.cpu().numpy()
-                h.compare(f"sosfilt {cname}, {channels} ch x {SECONDS} s, GPU vs scipy CPU", f,
+                h.compare(f"sosfilt {cname}, {channels} ch x {SECONDS} s, GPU ({backend}) vs scipy CPU", f,
                           _scipy_case(sos.numpy(), xc), peer_name="scipy.sosfilt (CPU)", peer_device=torch.device("cpu"),
                           repeat=3 if channels > 1 else 20, warmup=1,
                           target="1 ch: faster than scipy on the CPU" if channels == 1 else None,
-                          target_ratio=1.0 if channels == 1 else None,
-                          params={"channels": channels, "samples": T, "sections": sos.shape[0]})
+                          target_ratio=1.0 if channels == 1 else None, params=params)
+        if have_triton:
+            # launch variants of the Triton kernels (information, to pick the defaults):
+            # (in-thread 16-byte halves | coalesced tile + shared-memory transpose, lanes/program, warps)
+            from ironwave.dsp.iir.design import normalize_sos  # noqa: PLC0415
+
+            x = torch.randn(1024, T, device=dev)
+            for cname, sos in cases.items():
+                s64 = normalize_sos(sos)
+                base = lambda s64=s64, x=x: tri.sosfilt_triton(s64, x, None, (1024,))  # noqa: E731
+                for halves, block, warps in ((True, 128, 4), (True, 64, 2), (True, 256, 8), (False, 128, 4),
+                                             (False, 32, 1), (False, 64, 2)):
+                    for chunk in (None, 256):
+                        v = lambda s64=s64, x=x, hv=halves, b=block, w=warps, c=chunk: tri.sosfilt_triton(  # noqa: E731
+                            s64, x, None, (1024,), chunk=c, halves=hv, block=b, num_warps=w)
+                        h.compare(f"triton variant {cname} 1024 ch: halves={halves} block={block} warps={warps} "
+                                  f"chunk={chunk or tri.pick_chunk(1024, T)}", v, base,
+                                  peer_name="triton default", repeat=10, warmup=2,
+                                  params={"halves": halves, "block": block, "num_warps": warps, "chunk": chunk,
+                                          "sections": sos.shape[0]},
+                                  note="information: ratio > 1 means this variant beats the default")
         # accuracy on the GPU vs scipy float64 (high-Q low-frequency case)
         hq = iir.lowpass(40, FS, q=5.0)
         xg = torch.randn(4, T, device=dev)
-        err = float(np.abs(iir.sosfilt(hq, xg).cpu().numpy() - ss.sosfilt(hq.numpy(), xg.cpu().double().numpy())).max())
-        h.record("max |err| vs scipy float64, lowpass 40 Hz Q5, 4 ch x 10 s, float32 GPU", err, "abs",
-                 target="<= 1e-4", met=err <= 1e-4)
+        ref = ss.sosfilt(hq.numpy(), xg.cpu().double().numpy())
+        for bk in ((backend, "scan") if have_triton else ("scan",)):
+            err = float(np.abs(iir.sosfilt(hq, xg, backend=bk).cpu().numpy() - ref).max())
+            h.record(f"max |err| vs scipy float64, lowpass 40 Hz Q5, 4 ch x 10 s, float32 GPU ({bk})", err, "abs",
+                     target="<= 1e-4", met=err <= 1e-4)
 
     # streaming: 256-sample blocks, 2 channels, 1 s (engine face), vs scipy with carried zi
     block, channels, nblocks = 256, 2, FS // 256
