@@ -32,6 +32,12 @@ from ironwave.errors import InvalidParameter
 
 FS = 48000
 HAVE_TRITON = importlib.util.find_spec("triton") is not None
+if HAVE_TRITON and "triton" not in sys.modules and not torch.cuda.is_available():
+    # Triton decides interpreted vs compiled when it is imported (for the whole process), and
+    # other tests import it indirectly (torch.profiler does); on a machine without CUDA there
+    # is nothing to compile for, so import it in interpreter mode now, at collection time.
+    os.environ["TRITON_INTERPRET"] = "1"
+    import triton  # noqa: F401
 SRC = Path(iir.__file__).resolve().parent / "_triton.py"
 
 DESIGNS = {
