@@ -14,10 +14,16 @@ and length. Shapes: audio ``[..., time]``; ragged coefficients are a list (one p
 tensors ``[..., M_k]`` (full) or ``[..., n_slices, M_k]`` (sliced); matrix form is one tensor
 ``[..., n_bands, M]`` / ``[..., n_slices, n_bands, M]``.
 
-Design: window placement, dual windows and index maps are computed once in float64 (numpy) per
-instance, then each transform is one ``rfft``, one gather + multiply + scatter into a flat buffer
-and one batched ``ifft`` per distinct band length (the inverse mirrors it with one ``index_add``),
-so it runs unchanged on CPU and CUDA and batches over leading dimensions and slices.
+Design: window placement, dual windows, index maps and weights are computed once in float64
+(numpy) per instance and cached per (device, dtype). Bands are grouped into ~10 *length classes*
+(:func:`_build_classes`): bands sharing a length run one direct batched FFT; bands of different
+lengths share one chirp-z (Bluestein) convolution of a common smooth size, which evaluates each
+band's exact-length DFT. Each transform is one ``rfft``, one gather x weights + scatter, one
+batched fft/ifft pair per class (the inverse mirrors it with one ``index_add_`` and one ``irfft``),
+so it runs unchanged on CPU and CUDA with a handful of kernel launches and batches over leading
+dimensions and sliCQ slices (slice rotations are phase factors inside the weights).
+``length_rounding`` optionally rounds coefficient counts up to FFT-friendly sizes (exact inverse,
+coefficients no longer nsgt's).
 """
 from __future__ import annotations
 
