@@ -95,10 +95,12 @@ def is_explicit_cuda(spec: DeviceLike) -> bool:
     return isinstance(spec, str) and spec.strip().lower().startswith("cuda")
 
 
-def choose_device(op: str, size: int, batch: int = 1, device: DeviceLike = "auto") -> torch.device:
+def choose_device(op: str, size: int, batch: int = 1, device: DeviceLike = "auto",
+                  home: torch.device | None = None) -> torch.device:
     """Pick the device for one op call.
 
-    An explicit device is honoured (and checked). ``"auto"`` consults the
+    An explicit device is honoured (and checked). ``"auto"`` keeps data that
+    already lives on a GPU (*home*) on that GPU, and otherwise consults the
     calibrated CPU/GPU crossover of the op family (see
     :func:`ironwave.backend.profile.should_use_gpu`).
 
@@ -107,10 +109,13 @@ def choose_device(op: str, size: int, batch: int = 1, device: DeviceLike = "auto
         size: per-signal problem size in samples.
         batch: number of independent signals.
         device: the caller's device request.
+        home: the device the input already lives on (GPU-resident data stays put under "auto").
     """
     if device is None or (isinstance(device, str) and device.strip().lower() == "auto"):
         if os.environ.get("IRONWAVE_DEVICE", "auto").strip().lower() not in ("", "auto"):
             return resolve_device("auto")
+        if home is not None and home.type == "cuda":
+            return home
         from ironwave.backend.profile import should_use_gpu
 
         return resolve_device("cuda") if should_use_gpu(op, size, batch) else torch.device("cpu")

@@ -189,7 +189,7 @@ def convolve(x: ArrayLike, h: ArrayLike, mode: Mode = "full", method: Method = "
     if device is None:
         dev = home
     else:
-        dev = choose_device("conv", xt.shape[-1] + ht.shape[-1], max(1, math.prod(lead) if lead else 1), device)
+        dev = choose_device("conv", xt.shape[-1] + ht.shape[-1], max(1, math.prod(lead) if lead else 1), device, home=xt.device)
     cdt = _compute_dtype(out_dtype)
     xc = xt.to(device=dev, dtype=cdt)
     hc = ht.to(device=dev, dtype=cdt)

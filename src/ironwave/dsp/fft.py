@@ -49,8 +49,8 @@ def _run(op: str, fn: Callable[[torch.Tensor], torch.Tensor], x: Any, n: Optiona
         t = t.to(torch.float32)
     check_finite(t, op)
     batch = max(t.numel() // max(size, 1), 1)
-    dev = choose_device("fft", n or size, batch, device)
     home = t.device
+    dev = choose_device("fft", n or size, batch, device, home=home)
     with telemetry.track(f"dsp.{op}", dev, requested=device):
         y = fn(t.to(dev))
         y = y.to(home)

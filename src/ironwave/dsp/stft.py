@@ -76,11 +76,7 @@ def run_device(family: str, size: int, batch: int, device: DeviceLike, home: tor
     and back costs a sync and two copies); CPU input goes through the calibrated
     CPU/GPU crossover of *family* (``IRONWAVE_DEVICE`` overrides both).
     """
-    is_auto = device is None or (isinstance(device, str) and device.strip().lower() == "auto")
-    forced = os.environ.get("IRONWAVE_DEVICE", "").strip().lower() not in ("", "auto")
-    if is_auto and home.type == "cuda" and not forced:
-        return home
-    return choose_device(family, size, batch, device)
+    return choose_device(family, size, batch, "auto" if device is None else device, home=home)
 
 
 def record_ran(op: str, result: torch.Tensor, t0: float, requested: DeviceLike) -> None:
