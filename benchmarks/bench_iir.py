@@ -111,7 +111,7 @@ def run(h: Harness) -> None:
             for cname, sos in cases.items():
                 s64 = normalize_sos(sos)
                 base = lambda s64=s64, x=x: tri.sosfilt_triton(s64, x, None, (1024,))  # noqa: E731
-                for halves, block, warps in ((True, 128, 4), (True, 64, 2), (True, 256, 8), (False, 128, 4),
+                for halves, block, warps in ((True, 128, 4), (False, 128, 4), (False, 256, 8), (False, 16, 1),
                                              (False, 32, 1), (False, 64, 2)):
                     for chunk in (None, 256):
                         v = lambda s64=s64, x=x, hv=halves, b=block, w=warps, c=chunk: tri.sosfilt_triton(  # noqa: E731

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from ironwave.backend.telemetry import telemetry
 from ironwave.dsp import iir
 from ironwave.dsp.iir.design import normalize_sos
-from ironwave.errors import InvalidParameter
+from ironwave.errors import InvalidAudio, InvalidParameter
 
 FS = 48000
 HAVE_TRITON = importlib.util.find_spec("triton") is not None
@@ -192,6 +192,27 @@ def test_property_matches_scipy(tri, T, chunk, sections, halves, seed):
     np.testing.assert_allclose(y.numpy(), ref(sos, x), atol=1e-10)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # numpy's inf - inf in the interpreter
+@pytest.mark.parametrize("bad,pos", [(float("nan"), 0), (float("inf"), 150), (-float("inf"), 298)])
+def test_nonfinite_input_detected_from_chunk_states(tri, bad, pos):
+    """sosfilt's NaN/Inf check on this path: a bad sample always leaves a non-finite chunk-end state
+    (first sample, inside a chunk, in the partial last chunk; 1 and 2 kernel groups)."""
+    calls = []
+    for name in ("lowpass1k", "butter12_lp"):
+        x = np.random.default_rng(7).standard_normal((2, 299)).astype(np.float32)
+        x[1, pos] = bad
+        run(tri, DESIGNS[name], x, chunk=32, on_nonfinite=lambda: calls.append(name))
+        assert calls[-1:] == [name]
+    run(tri, DESIGNS["lowpass1k"], np.nan_to_num(x, posinf=0, neginf=0), chunk=32, on_nonfinite=lambda: calls.append("x"))
+    assert "x" not in calls
+    # a section with b0 = b1 = b2 = 0 (0 * Inf = NaN), per-row coefficients, a broadcast row
+    sos = np.array([[0.0, 0.0, 0.0, 1.0, -0.5, 0.0]])
+    xb = np.zeros(100, np.float32)
+    xb[pos % 100] = bad
+    run(tri, np.stack([sos, DESIGNS["lowpass1k"].numpy()]), xb, chunk=16, on_nonfinite=lambda: calls.append("b"))
+    assert calls[-1] == "b"
+
+
 def test_pick_chunk(tri):
     assert tri.pick_chunk(1024, 480000) == 1024  # 1024 x 469 lanes
     assert tri.pick_chunk(64, 480000) == 128
@@ -266,6 +287,14 @@ def test_gpu_triton_zi_per_channel_and_many_channels():
     ys = iir.sosfilt(sos1, xb, backend="scan")
     assert torch.abs(yt - ys).max().item() < 1e-5
     np.testing.assert_allclose(yt[:4].cpu().numpy(), ref(sos1, xb[:4].cpu().numpy()), atol=1e-5)
+    # NaN/Inf rejected on this path too (detected from the chunk states), naming the problem
+    xn = torch.randn(2, FS, device="cuda")
+    xn[1, 12345] = float("nan")
+    with pytest.raises(InvalidAudio, match="NaN"):
+        iir.sosfilt(sos1, xn)
+    xn[1, 12345] = float("inf")
+    with pytest.raises(InvalidAudio, match="Inf"):
+        iir.sosfilt(sos1, xn)
     # autograd still goes through the scan
     telemetry.reset()
     xg = torch.randn(2, 1000, device="cuda", requires_grad=True)

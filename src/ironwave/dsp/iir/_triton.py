@@ -33,6 +33,7 @@ Triton interpreter (``TRITON_INTERPRET=1``, CPU tensors), which the tests use.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 import torch
@@ -43,9 +44,12 @@ from . import _statespace as ssp
 
 MAX_SECTIONS = 4  # sections per kernel launch (register-resident state)
 TILE = 8  # samples per tile; hard-wired into _split8/_join8
-BLOCK = 128  # lanes (row, chunk) per program
-NUM_WARPS = 4
-HALVES = True  # load each lane's 8 samples as two in-thread 16-byte vectors (see sosfilt_triton)
+# Launch defaults, from the H200 sweep of benchmarks/bench_iir.py (1024 ch x 10 s, chunk 1024):
+# biquad: (32 lanes, 1 warp) 3.28 ms, (64, 2) 3.63, (128, 4) 3.65; 4 sections: (128, 4) 3.06,
+# (64, 2) 3.07, (32, 1) 3.43; the in-thread vector loads (HALVES=True) took 7.8 / 6.9 ms.
+HALVES = False  # tiles [BLOCK, 8] coalesced across threads (compiler transposes via shared memory)
+LAUNCH = {1: (32, 1)}  # sections -> (lanes per program, warps)
+LAUNCH_DEFAULT = (64, 2)
 TARGET_LANES = 1 << 17  # pick the longest chunk that still gives this many lanes
 CHUNKS = (1024, 512, 256, 128, 64)
 
@@ -421,7 +425,8 @@ def _plan(sub: np.ndarray, L: int, K: int, device: torch.device) -> tuple:
 
 def sosfilt_triton(sos64: np.ndarray, x: torch.Tensor, zi: torch.Tensor | None, bshape: tuple[int, ...],
                    chunk: int | None = None, *, block: int | None = None, num_warps: int | None = None,
-                   halves: bool | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                   halves: bool | None = None, on_nonfinite: Callable[[], None] | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Filter ``x [..., T]`` (float32/float64, CUDA; or CPU under ``TRITON_INTERPRET=1``).
 
     Args:
@@ -432,10 +437,16 @@ def sosfilt_triton(sos64: np.ndarray, x: torch.Tensor, zi: torch.Tensor | None, 
         bshape: the broadcast batch shape.
         chunk: chunk length in samples (a multiple of 8); default :func:`pick_chunk`.
         block, num_warps, halves: launch configuration (lanes per program, warps per
-            program, tile loading; defaults :data:`BLOCK`, :data:`NUM_WARPS`, :data:`HALVES`).
+            program, tile loading; defaults :data:`LAUNCH` per number of sections, :data:`HALVES`).
             ``halves=True`` loads each lane's 8 samples as two 16-byte vectors that stay in
             the thread (no shared memory); ``False`` loads ``[BLOCK, 8]`` tiles coalesced
             across threads and lets the compiler transpose them through shared memory.
+        on_nonfinite: called (to raise) when a chunk-end state of pass 1 is not finite:
+            a NaN/Inf sample always leaves a non-finite state behind (IEEE arithmetic
+            of the recurrence never turns NaN/Inf back into a finite number), so the
+            caller's NaN/Inf check of the input costs no extra pass over the signal
+            (one host sync on the tiny state array). Finite values so large that the
+            state overflows also trigger it; the callback then checks the input exactly.
 
     Returns:
         ``(y [*bshape, T] in x's dtype, zf [*bshape, S, 2] float64 or None)``.
@@ -453,10 +464,7 @@ def sosfilt_triton(sos64: np.ndarray, x: torch.Tensor, zi: torch.Tensor | None, 
         raise ValueError(f"chunk must be a multiple of {TILE}, got {L}")
     K = -(-T // L)
     n_lanes = rows * K
-    block = block or BLOCK
-    num_warps = num_warps or NUM_WARPS
     halves = HALVES if halves is None else bool(halves)
-    grid = (triton.cdiv(n_lanes, block),)
     even = T % TILE == 0
     freeze = zi is not None and T % L != 0  # exact zf: the last chunk's state stops at T (pass 3)
     cb = sos64.shape[:-2]
@@ -468,6 +476,9 @@ def sosfilt_triton(sos64: np.ndarray, x: torch.Tensor, zi: torch.Tensor | None, 
         g = slice(g0, min(g0 + MAX_SECTIONS, S_all))
         Sg = g.stop - g.start
         N = 2 * Sg
+        blk, nw = LAUNCH.get(Sg, LAUNCH_DEFAULT)
+        blk, nw = block or blk, num_warps or nw
+        grid = (triton.cdiv(n_lanes, blk),)
         sub = sos64[..., g, :] if per_row else sos64[..., g, :].reshape(Sg, 6)
         coef, levels, Rt, Rit = _plan(sub, L, K, dev)
         if per_row:
@@ -477,7 +488,9 @@ def sosfilt_triton(sos64: np.ndarray, x: torch.Tensor, zi: torch.Tensor | None, 
             y = torch.empty(rows, T, dtype=x.dtype, device=dev)
         U = torch.empty(rows, K, N, dtype=torch.float64, device=dev)
         _chunk_state_kernel[grid](src, coef, U, T, K, n_lanes, src.stride(0), L=L, S=Sg, PER_ROW=per_row,
-                                  EVEN=even, HALVES=halves, BLOCK=block, num_warps=num_warps)
+                                  EVEN=even, HALVES=halves, BLOCK=blk, num_warps=nw)
+        if on_nonfinite is not None and g0 == 0 and not bool(torch.isfinite(U).all()):
+            on_nonfinite()
         # pass 2: carried chunk states (float64 scan, Lyapunov basis)
         Ub = U.reshape(*bshape, K, N) @ Rt
         if zi is not None:
@@ -489,7 +502,7 @@ def sosfilt_triton(sos64: np.ndarray, x: torch.Tensor, zi: torch.Tensor | None, 
         zf = torch.empty(rows, N, dtype=torch.float64, device=dev) if zi is not None else starts
         _chunk_output_kernel[grid](src, coef, starts, y, zf, T, K, n_lanes, src.stride(0), y.stride(0), L=L, S=Sg,
                                    PER_ROW=per_row, EVEN=even, FREEZE=freeze, WRITE_ZF=zi is not None,
-                                   HALVES=halves, BLOCK=block, num_warps=num_warps)
+                                   HALVES=halves, BLOCK=blk, num_warps=nw)
         if zi is not None:
             zfs.append(zf.reshape(*bshape, Sg, 2))
     assert y is not None

@@ -251,7 +251,6 @@ def sosfilt(sos: SOSLike, x: Any, zi: Any = None, axis: int = -1, *, device: Dev
         raise InvalidParameter(f"chunk must be an integer in [1, 1024] samples, got {chunk!r}")
     xt, was_numpy = as_tensor(x, "x")
     xt = check_audio(xt, "x", finite=False)
-    _check_finite_fast(xt, "x")
     if not -xt.ndim <= axis < xt.ndim:
         raise InvalidParameter(f"axis={axis} is out of range for x with {xt.ndim} dims")
     home = xt.device
@@ -279,6 +278,8 @@ def sosfilt(sos: SOSLike, x: Any, zi: Any = None, axis: int = -1, *, device: Dev
     use_triton = backend == "triton" or (
         backend == "auto" and run_dev.type == "cuda" and not needs_grad
         and xt.dtype in (torch.float32, torch.float64) and _triton_module() is not None)
+    if not use_triton:
+        _check_finite_fast(xt, "x")  # the Triton path checks the chunk states of its first pass instead
     xr = xt.to(run_dev)
     y = zf = None
     name = "scan"
@@ -287,8 +288,11 @@ def sosfilt(sos: SOSLike, x: Any, zi: Any = None, axis: int = -1, *, device: Dev
         name = "scipy"
     elif use_triton:
         try:
-            y, zf = _triton_module().sosfilt_triton(sos64, xr, zt, bshape)
+            y, zf = _triton_module().sosfilt_triton(sos64, xr, zt, bshape,
+                                                    on_nonfinite=lambda: check_finite(xr, "x"))
             name = "triton"
+        except (InvalidAudio, InvalidParameter):
+            raise
         except Exception as e:  # a kernel that does not compile on this GPU/Triton: say so, use the scan
             if backend == "triton":
                 raise
@@ -296,6 +300,7 @@ def sosfilt(sos: SOSLike, x: Any, zi: Any = None, axis: int = -1, *, device: Dev
                           "using the matmul scan on this device from now on", RuntimeWarning, stacklevel=2)
             _TRITON["mod"] = None
             telemetry.count("iir.sosfilt.backend.triton_failed")
+            _check_finite_fast(xt, "x")
     if y is None:
         y, zf = _run_scan(sos64, grad_sos, xr, zt, bshape, chunk)
     y = y.to(home).movedim(-1, axis)
