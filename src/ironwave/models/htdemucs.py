@@ -238,6 +238,83 @@ class HDecLayer(nn.Module):
         return z, y
 
 
+# --------------------------------------------------------------------------- inverse STFT
+def _is_capturing(device: torch.device) -> bool:
+    return device.type == "cuda" and torch.cuda.is_current_stream_capturing()
+
+
+def overlap_add(frames: torch.Tensor, hop: int) -> torch.Tensor:
+    """Overlap-add ``frames [batch, n_frames, n]`` with hop *hop* (samples) -> ``[batch, n + hop*(n_frames-1)]``.
+
+    ``F.fold`` (col2im): one gather kernel, no host synchronisation (CUDA-graph safe).
+    """
+    b, nfr, n = frames.shape
+    out_len = n + hop * (nfr - 1)
+    y = F.fold(frames.transpose(1, 2), output_size=(1, out_len), kernel_size=(1, n), stride=(1, hop))
+    return y.view(b, out_len)
+
+
+def istft(z: torch.Tensor, n_fft: int, hop_length: int, window: torch.Tensor, *, normalized: bool = False,
+          center: bool = True, length: int | None = None,
+          envelope_cache: dict[tuple, torch.Tensor] | None = None) -> torch.Tensor:
+    """Inverse STFT equal to ``torch.istft`` (onesided input, ``win_length == n_fft``), CUDA-graph capturable.
+
+    ``torch.istft`` checks the window envelope (NOLA) by reading a device value on
+    the host, which is illegal while a CUDA graph is captured. Here the frames are
+    ``irfft``-ed (``norm="ortho"`` when *normalized*, i.e. torch's scaling), windowed,
+    overlap-added with :func:`overlap_add` and divided by the squared-window
+    envelope. The envelope is computed once per ``(n_fft, hop, frames, slice,
+    device, dtype)`` and kept in *envelope_cache*; the NOLA check runs then (on
+    the first, eager call: the warm-up before a capture), never during a capture.
+
+    Args:
+        z: complex spectrogram ``[..., n_fft // 2 + 1, frames]``.
+        n_fft: FFT size (samples); *window* has ``n_fft`` samples.
+        hop_length: hop (samples).
+        normalized: the forward STFT was ``normalized=True``.
+        center: the forward STFT was centred (drops ``n_fft // 2`` samples each side).
+        length: output length (samples); zero-padded if longer than the frames cover.
+        envelope_cache: dict to keep envelopes in (None: no caching).
+
+    Returns:
+        ``[..., length]`` real signal, dtype of ``window``.
+    """
+    *other, freqs, nfr = z.shape
+    if freqs != n_fft // 2 + 1:
+        raise InvalidParameter(f"istft: {freqs} frequency bins do not match n_fft={n_fft} (expected {n_fft // 2 + 1})")
+    if window.shape[-1] != n_fft:
+        raise InvalidParameter(f"istft: window of {window.shape[-1]} samples, expected n_fft={n_fft}")
+    frames = torch.fft.irfft(z.reshape(-1, freqs, nfr).transpose(1, 2), n=n_fft, dim=-1,
+                             norm="ortho" if normalized else "backward")
+    frames = frames * window
+    y = overlap_add(frames, hop_length)
+    del frames
+    expected = y.shape[-1]
+    start = n_fft // 2 if center else 0
+    if length is None:
+        end = expected - n_fft // 2 if center else expected
+    else:
+        end = start + length
+    stop = min(end, expected)
+    key = (n_fft, hop_length, nfr, start, stop, window.device, window.dtype)
+    env = envelope_cache.get(key) if envelope_cache is not None else None
+    if env is None:
+        w2 = (window * window).expand(1, nfr, n_fft)
+        env = overlap_add(w2, hop_length)[0, start:stop]
+        if not _is_capturing(window.device):
+            # NOLA check (host read): only outside a capture; cached so later (captured) calls skip it
+            if bool(env.abs().min() < 1e-11):
+                raise InvalidParameter("istft: window overlap-add envelope has zeros (NOLA condition fails) "
+                                       f"for n_fft={n_fft}, hop_length={hop_length}")
+            if envelope_cache is not None:
+                envelope_cache[key] = env
+        # during a capture the envelope is recomputed inside the graph (correct on every replay) and not cached
+    y = y[:, start:stop] / env
+    if end > expected:
+        y = F.pad(y, (0, end - expected))
+    return y.view(*other, y.shape[-1])
+
+
 # --------------------------------------------------------------------------- transformer
 def create_sin_embedding(length: int, dim: int, shift: int = 0, device: Any = "cpu", max_period: float = 10000) -> torch.Tensor:
     """1-D sinusoidal positions ``[length, 1, dim]`` (demucs' formula, computed on *device*)."""
@@ -300,6 +377,9 @@ class CrossTransformerEncoder(nn.Module):
         key = ("2d", c, fr, t1, device)
         e = self._emb_cache.get(key)
         if e is None:
+            if _is_capturing(device):
+                raise RuntimeError("HTDemucs: positional embeddings are built on the host; run one eager forward "
+                                   "with the same shapes before capturing a CUDA graph")
             e = create_2d_sin_embedding(c, fr, t1, self.max_period).to(device)
             e = e.permute(0, 3, 2, 1).reshape(1, t1 * fr, c)  # b c fr t1 -> b (t1 fr) c
             self._emb_cache[key] = e
@@ -310,7 +390,8 @@ class CrossTransformerEncoder(nn.Module):
         e = self._emb_cache.get(key)
         if e is None:
             e = create_sin_embedding(t, c, 0, device, self.max_period).permute(1, 0, 2)  # t b c -> b t c
-            self._emb_cache[key] = e
+            if not _is_capturing(device):  # a tensor made inside a capture is only valid within that graph
+                self._emb_cache[key] = e
         return e
 
     def forward(self, x: torch.Tensor, xt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -457,6 +538,8 @@ class HTDemucs(nn.Module):
                 cross_first=t_cross_first, norm_in=t_norm_in, norm_first=t_norm_first, norm_out=t_norm_out,
                 max_period=t_max_period, layer_scale=t_layer_scale, gelu=t_gelu, weight_pos_embed=t_weight_pos_embed)
         self._window: dict[tuple, torch.Tensor] = {}
+        self._envelope: dict[tuple, torch.Tensor] = {}
+        self._freq_index: dict[tuple, torch.Tensor] = {}
 
     # ---------------------------------------------------------------- properties
     @property
@@ -479,8 +562,19 @@ class HTDemucs(nn.Module):
         key = (n, device, dtype)
         w = self._window.get(key)
         if w is None:
-            w = self._window[key] = torch.hann_window(n, device=device, dtype=dtype)
+            w = torch.hann_window(n, device=device, dtype=dtype)
+            if not _is_capturing(device):  # cached by the eager warm-up; a capture-made tensor is not kept
+                self._window[key] = w
         return w
+
+    def _freq_positions(self, n: int, device: torch.device) -> torch.Tensor:
+        key = (n, device)
+        frs = self._freq_index.get(key)
+        if frs is None:
+            frs = torch.arange(n, device=device)
+            if not _is_capturing(device):
+                self._freq_index[key] = frs
+        return frs
 
     def _spec(self, x: torch.Tensor) -> torch.Tensor:
         hl, nfft = self.hop_length, self.nfft
@@ -499,11 +593,10 @@ class HTDemucs(nn.Module):
         z = F.pad(z, (2, 2))
         pad = hl // 2 * 3
         le = hl * int(math.ceil(length / hl)) + 2 * pad
-        *other, freqs, frames = z.shape
-        n_fft = 2 * freqs - 2
-        x = torch.istft(z.reshape(-1, freqs, frames), n_fft, hl, window=self._hann(n_fft, z.device, z.real.dtype),
-                        win_length=n_fft, normalized=True, length=le, center=True)
-        x = x.view(*other, x.shape[-1])
+        n_fft = 2 * z.shape[-2] - 2
+        # capture-safe equivalent of torch.istft(..., normalized=True, center=True, length=le)
+        x = istft(z, n_fft, hl, self._hann(n_fft, z.device, z.real.dtype), normalized=True, center=True, length=le,
+                  envelope_cache=self._envelope)
         return x[..., pad:pad + length]
 
     # ---------------------------------------------------------------- forward
@@ -554,7 +647,7 @@ class HTDemucs(nn.Module):
                     inject = xt
             x = encode(x, inject)
             if idx == 0 and self.freq_emb is not None:
-                frs = torch.arange(x.shape[-2], device=x.device)
+                frs = self._freq_positions(x.shape[-2], x.device)
                 emb = self.freq_emb(frs).t()[None, :, :, None].expand_as(x)
                 x = x + self.freq_emb_scale * emb
             saved.append(x)

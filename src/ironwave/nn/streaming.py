@@ -34,10 +34,12 @@ class StreamingInference:
         device: ``"auto"``, ``"cpu"``, ``"cuda[:N]"``.
         use_graph: capture a CUDA graph on CUDA (default True).
 
-    ``process(block)`` copies *block* into the input buffer, replays, and returns
-    :attr:`output` (a preallocated tensor on the module's device, overwritten by
-    the next call). ``process(block, out=host_tensor)`` also copies the result
-    into a caller buffer.
+    ``process(block)`` copies *block* (on the module's device or on the host) into
+    the input buffer with ``copy_`` (never ``.to(device)``, which would allocate),
+    replays, and returns :attr:`output` (a preallocated tensor on the module's
+    device, overwritten by the next call). ``process(block, out=host_tensor)`` also
+    copies the result into a caller buffer; host copies are blocking, so *out* is
+    ready when the call returns.
     """
 
     def __init__(self, module: nn.Module, example: torch.Tensor, *, device: DeviceLike = "auto",
@@ -69,11 +71,14 @@ class StreamingInference:
         if block.shape != self.input.shape:
             raise InvalidParameter(f"{self.name}: block shaped {list(block.shape)} does not match the prepared shape "
                                    f"{list(self.input.shape)}")
-        self.input.copy_(block, non_blocking=True)
+        # Copy into the static input (no allocation whatever the block's device). Host<->device
+        # copies are blocking so the caller may refill its host block / read its host ``out`` at once
+        # (a non_blocking copy from pinned memory would return before the data moved).
+        self.input.copy_(block, non_blocking=block.device.type != "cpu")
         self.program.replay()
         self.calls += 1
         if out is not None:
-            out.copy_(self.output, non_blocking=True)
+            out.copy_(self.output, non_blocking=out.device.type != "cpu")
             return out
         return self.output
 
