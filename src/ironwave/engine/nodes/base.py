@@ -69,7 +69,7 @@ class Node:
         self.resources, self.ids = resources, ids or []
         self.connected = connected or {}
         self.state: dict[str, torch.Tensor] = {}
-        self._consts: dict[float, torch.Tensor] = {}
+        self._consts: dict[Any, torch.Tensor] = {}
         self.param_init: torch.Tensor = torch.zeros(n, max(len(self.params), 1))
         self.feedback = False
 
@@ -110,6 +110,14 @@ class Node:
         c = self._consts.get(value)
         if c is None:
             c = self._consts[value] = torch.tensor(float(value), device=self.device)
+        return c
+
+    def k64(self, value: float) -> torch.Tensor:
+        """A cached float64 0-dim tensor of *value* (for float64 phase/coefficient math)."""
+        key = ("f64", float(value))
+        c = self._consts.get(key)  # type: ignore[call-overload]
+        if c is None:
+            c = self._consts[key] = torch.tensor(float(value), dtype=torch.float64, device=self.device)  # type: ignore[index]
         return c
 
     def zeros(self, *shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -195,6 +203,21 @@ def irfft_rows(X: torch.Tensor, n: int, out: torch.Tensor) -> None:
             torch.fft.irfft(X[i], n=n, dim=-1, out=out[i])
     else:
         torch.fft.irfft(X, n=n, dim=-1, out=out)
+
+
+def cmul_rows(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> None:
+    """Complex ``out = a * b`` over ``[nodes, ...]``, node by node on the CPU.
+
+    The CPU complex multiply rounds differently in its SIMD body (fused
+    multiply-add/sub) and its scalar tail, and which elements fall in the tail
+    depends on the batch size; per-node calls keep a batched group identical
+    to the node-by-node reference. On CUDA one batched call is made.
+    """
+    if out.device.type == "cpu" and out.shape[0] > 1:
+        for i in range(out.shape[0]):
+            torch.mul(a[i], b[i], out=out[i])
+    else:
+        torch.mul(a, b, out=out)
 
 
 _REGISTRY: dict[str, type[Node]] = {}

@@ -124,7 +124,17 @@ class Pan(Node):
 
 
 class _Oscillator(Node):
-    """Phase-accumulating oscillator base (phase in cycles, state per node)."""
+    """Phase-accumulating oscillator base (phase in cycles, state per node).
+
+    The phase is accumulated and wrapped to [0, 1) in **float64** and the wave
+    shapes are evaluated in float64 before the cast to the float32 output, so
+    CPU and CUDA agree to float32 rounding: a float32 cumulative sum (a
+    parallel scan on CUDA, a serial loop on the CPU) rounds differently on the
+    two devices, and a polyBLEP edge amplifies a phase error by ``2/dt``.
+    With a constant frequency and no FM (the common case on the CPU) the phase
+    is one fused op, ``frac(phase0 + inc * [1..F])``; while the frequency ramps
+    or FM is connected it is ``frac(phase0 + cumsum(inc))``.
+    """
 
     inputs = {"fm": 1}
     outputs = {"out": None}
@@ -134,39 +144,64 @@ class _Oscillator(Node):
     }
     config = {"phase": 0.0}
     default_channels = 1
+    f64 = torch.float64
 
     def setup(self) -> None:
         n, F = self.n, self.frames
-        ph0 = torch.tensor([float(v or 0.0) for v in self.cfg("phase")], dtype=torch.float32).reshape(n, 1, 1)
+        f64 = torch.float64
+        ph0 = torch.tensor([float(v or 0.0) % 1.0 for v in self.cfg("phase")], dtype=f64).reshape(n, 1, 1)
         self.phase = self.add_state("phase", ph0.to(self.device))
-        self.inc = self.zeros(n, 1, F)
-        self.ph = self.zeros(n, 1, F)
+        self.inc64 = {1: self.zeros(n, 1, 1, dtype=f64), F: self.zeros(n, 1, F, dtype=f64)}  # cycles/sample
+        self.inc32 = {1: self.zeros(n, 1, 1), F: self.zeros(n, 1, F)}
+        self.ph64 = self.zeros(n, 1, F, dtype=f64)
+        self.ramp = torch.arange(1, F + 1, dtype=f64, device=self.device).reshape(1, 1, F)
+        self.ph = self.zeros(n, 1, F)  # float32 phase in [0, 1]
         self.tmp = self.zeros(n, 1, F)
+        self.tmp64 = self.zeros(n, 1, F, dtype=f64) if self.connected.get("fm") else None
         self.wave = self.zeros(n, 1, F)
 
-    def advance(self, p, ins) -> None:
-        self.inc.copy_(p[0])  # broadcast [n,1,1] or [n,1,F] -> [n,1,F]
-        self.inc.mul_(self.k(1.0 / self.sample_rate))
-        if self.connected.get("fm"):
-            torch.exp2(ins[0], out=self.tmp)
-            self.inc.mul_(self.tmp)
-        torch.cumsum(self.inc, dim=-1, out=self.ph)
-        self.ph.add_(self.phase)
-        torch.remainder(self.ph, self.k(1.0), out=self.ph)
-        self.phase.copy_(self.ph[:, :, -1:])
+    def advance(self, p, ins) -> torch.Tensor:
+        """Advance the phase over the block (float64 ``ph64``, float32 copy ``ph``); returns
+        the float32 increment ([n,1,1] or [n,1,F])."""
+        f = p[0]
+        fm = self.connected.get("fm")
+        ph = self.ph64
+        if f.shape[-1] == 1 and not fm:
+            inc = self.inc64[1]
+            inc.copy_(f)
+            inc.div_(self.k64(float(self.sample_rate)))
+            torch.addcmul(self.phase, inc, self.ramp, out=ph)
+        else:
+            inc = self.inc64[self.frames]
+            inc.copy_(f)  # broadcast [n,1,1] or [n,1,F] -> [n,1,F]
+            inc.div_(self.k64(float(self.sample_rate)))
+            if fm:
+                torch.exp2(ins[0], out=self.tmp)
+                self.tmp64.copy_(self.tmp)
+                inc.mul_(self.tmp64)
+            torch.cumsum(inc, dim=-1, out=ph)
+            ph.add_(self.phase)
+        ph.frac_()  # phases are >= 0: frac == wrap to [0, 1)
+        self.phase.copy_(ph[:, :, -1:])
+        self.ph.copy_(ph)
+        inc32 = self.inc32[inc.shape[-1]]
+        inc32.copy_(inc)
+        return inc32
 
-    def emit(self, p, outs) -> None:
+    def emit(self, p, outs, scale: float = 1.0) -> None:
         y = outs[0]
         torch.mul(self.wave, p[1], out=y[:, 0:1])
+        if scale != 1.0:
+            y[:, 0:1].mul_(self.k(scale))
         if self.channels > 1:
             y[:, 1:].copy_(y[:, 0:1])
 
     def process(self, ins, outs, p):
-        self.advance(p, ins)
-        self.shape(p)
+        inc = self.advance(p, ins)
+        self.shape(p, inc)
         self.emit(p, outs)
 
-    def shape(self, p) -> None:
+    def shape(self, p, inc) -> None:
         raise NotImplementedError
 
 
@@ -177,29 +212,48 @@ class Sine(_Oscillator):
     type_name = "sine"
     doc = "Sine oscillator. `fm` (mono, octaves) multiplies the frequency by 2**fm per sample."
 
-    def shape(self, p):
-        torch.mul(self.ph, self.k(TWO_PI), out=self.wave)
-        self.wave.sin_()
+    def setup(self) -> None:
+        super().setup()
+        self.w64 = self.zeros(self.n, 1, self.frames, dtype=torch.float64)
+
+    def shape(self, p, inc):
+        torch.mul(self.ph64, self.k64(TWO_PI), out=self.w64)
+        self.w64.sin_()
+        self.wave.copy_(self.w64)
 
 
-def _blep(ph: torch.Tensor, dt: torch.Tensor, out: torch.Tensor, a: torch.Tensor, b: torch.Tensor, m: torch.Tensor, k) -> None:
-    """Subtract the polyBLEP residual of a unit saw reset at phase 0 from *out* (in place).
+class _BlepTables:
+    """Per-node polyBLEP constants for increments of shape [n,1,1] and [n,1,F]."""
 
-    *k* maps a float to a cached 0-dim tensor (no per-op scalar allocation)."""
-    torch.div(ph, dt, out=a)  # t = ph/dt near the reset
-    torch.mul(a, a, out=b)
-    a.mul_(k(2.0)).sub_(b).sub_(k(1.0))
-    torch.lt(ph, dt, out=m)
-    torch.where(m, a, k(0.0), out=a)
-    out.sub_(a)
-    torch.sub(ph, k(1.0), out=a)
-    a.div_(dt)
-    torch.mul(a, a, out=b)
-    a.mul_(k(2.0)).add_(b).add_(k(1.0))
-    torch.add(ph, dt, out=b)
-    torch.gt(b, k(1.0), out=m)
-    torch.where(m, a, k(0.0), out=a)
-    out.sub_(a)
+    def __init__(self, node: Node) -> None:
+        n, F = node.n, node.frames
+        self.shapes = {1: (node.zeros(n, 1, 1), node.zeros(n, 1, 1)), F: (node.zeros(n, 1, F), node.zeros(n, 1, F))}
+
+    def get(self, node: Node, inc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``idt = 1/dt`` and ``off = 1 - idt/2`` with ``dt = clamp(inc, 1e-7, 0.5)``."""
+        idt, off = self.shapes[inc.shape[-1]]
+        torch.clamp(inc, 1e-7, 0.5, out=idt)
+        idt.reciprocal_()
+        torch.mul(idt, node.k(-0.5), out=off)
+        off.add_(node.k(1.0))
+        return idt, off
+
+
+def _blep_saw(ph: torch.Tensor, idt: torch.Tensor, off: torch.Tensor, out: torch.Tensor, f: torch.Tensor, k) -> None:
+    """polyBLEP saw ``2 ph - 1 - blep(ph)`` in 7 fused ops (into *out*; *f* is scratch).
+
+    With ``c = 0.5 - ph`` the polyBLEP residual of the reset at phase 0 is
+    ``-sign(c) * max(0, (|c| - (0.5 - dt)) / dt)**2`` (``-(1 - ph/dt)**2`` for
+    ``ph < dt``, ``(1 - (1 - ph)/dt)**2`` for ``ph > 1 - dt``, 0 elsewhere), so
+    ``saw = copysign(r, c) - 2 c`` with ``r = max(0, |c|/dt + 1 - 1/(2 dt))**2``.
+    """
+    torch.sub(k(0.5), ph, out=out)  # c
+    torch.abs(out, out=f)
+    torch.addcmul(off, f, idt, out=f)
+    f.clamp_min_(0.0)
+    f.mul_(f)
+    torch.copysign(f, out, out=f)
+    torch.add(f, out, alpha=-2.0, out=out)
 
 
 @register
@@ -211,16 +265,12 @@ class Saw(_Oscillator):
 
     def setup(self) -> None:
         super().setup()
-        n, F = self.n, self.frames
-        self.a, self.b = self.zeros(n, 1, F), self.zeros(n, 1, F)
-        self.m = self.zeros(n, 1, F, dtype=torch.bool)
-        self.dt = self.zeros(n, 1, F)
+        self.blep = _BlepTables(self)
+        self.f = self.zeros(self.n, 1, self.frames)
 
-    def shape(self, p):
-        torch.clamp(self.inc, 1e-7, 0.5, out=self.dt)
-        torch.mul(self.ph, self.k(2.0), out=self.wave)
-        self.wave.sub_(self.k(1.0))
-        _blep(self.ph, self.dt, self.wave, self.a, self.b, self.m, self.k)
+    def shape(self, p, inc):
+        idt, off = self.blep.get(self, inc)
+        _blep_saw(self.ph, idt, off, self.wave, self.f, self.k)
 
 
 @register
@@ -236,15 +286,18 @@ class Square(Saw):
         self.ph2 = self.zeros(self.n, 1, self.frames)
         self.w2 = self.zeros(self.n, 1, self.frames)
 
-    def shape(self, p):
-        super().shape(p)  # saw at phase -> wave
+    def shape(self, p, inc):
+        idt, off = self.blep.get(self, inc)
+        _blep_saw(self.ph, idt, off, self.wave, self.f, self.k)
         torch.sub(self.ph, p[2], out=self.ph2)
         torch.remainder(self.ph2, self.k(1.0), out=self.ph2)
-        torch.mul(self.ph2, self.k(2.0), out=self.w2)
-        self.w2.sub_(self.k(1.0))
-        _blep(self.ph2, self.dt, self.w2, self.a, self.b, self.m, self.k)
+        _blep_saw(self.ph2, idt, off, self.w2, self.f, self.k)
         self.wave.sub_(self.w2)
-        self.wave.mul_(self.k(0.5))
+
+    def process(self, ins, outs, p):
+        inc = self.advance(p, ins)
+        self.shape(p, inc)
+        self.emit(p, outs, 0.5)
 
 
 @register
@@ -315,13 +368,18 @@ class LFO(_Oscillator):
         if w not in ("sine", "triangle", "square", "saw"):
             raise GraphError(f"node {node!r} (lfo): wave must be sine|triangle|square|saw, got {w!r}")
 
+    def setup(self) -> None:
+        super().setup()
+        self.w64 = self.zeros(self.n, 1, self.frames, dtype=torch.float64)
+
     def process(self, ins, outs, p):
         self.advance(p, ins)
         w = self.configs[0].get("wave", "sine")
         ph, wave = self.ph, self.wave
         if w == "sine":
-            torch.mul(ph, self.k(TWO_PI), out=wave)
-            wave.sin_()
+            torch.mul(self.ph64, self.k64(TWO_PI), out=self.w64)
+            self.w64.sin_()
+            wave.copy_(self.w64)
         elif w == "triangle":  # 1 - 4|ph - 0.5|  -> [-1, 1]
             torch.sub(ph, self.k(0.5), out=wave)
             wave.abs_().mul_(self.k(-4.0)).add_(self.k(1.0))
@@ -363,47 +421,65 @@ class ADSR(Node):
         self.gprev = self.add_state("gate", self.zeros(n, 1, 1))
         self.gb = self.zeros(n, 1, 1, dtype=torch.bool)
         self.gf = self.zeros(n, 1, 1)
-        self.edge = self.zeros(n, 1, 1)
         self.chb = self.zeros(n, 1, 1, dtype=torch.bool)
-        self.a_s, self.d_s, self.r_s = self.zeros(n, 1, 1), self.zeros(n, 1, 1), self.zeros(n, 1, 1)
-        self.ta, self.oms = self.zeros(n, 1, 1), self.zeros(n, 1, 1)
-        self.ar = torch.arange(1, F + 1, dtype=torch.float32, device=self.device)
-        self.tt, self.att, self.dec, self.env = (self.zeros(n, 1, F) for _ in range(4))
-        self.mb = self.zeros(n, 1, F, dtype=torch.bool)
+        (self.ia, self.s_, self.ta, self.dl, self.al, self.bl, self.gl, self.rb,
+         self.ra) = (self.zeros(n, 1, 1) for _ in range(9))
+        self.ramp = torch.arange(1, F + 1, dtype=torch.float32, device=self.device).reshape(1, 1, F)
+        self.l2 = self.zeros(n, 1, F)
+
+    def _samples(self, p: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """``max(1, seconds * sr)`` of a time param's first sample ([n,1,1])."""
+        torch.mul(p[:, :, :1], self.k(float(self.sample_rate)), out=out)
+        return out.clamp_min_(1.0)
 
     def process(self, ins, outs, p):
-        sr = float(self.sample_rate)
+        """Piecewise-linear envelope from per-node lines (few ops over [n,1,F]).
+
+        With ``tt = t + [1..F]`` samples since the last gate edge and ``from`` the level
+        at that edge: gate on: ``env = min(from + tt/A, max(1 - (tt - ta)(1 - S)/D, S))``
+        (``ta = (1 - from) A``: the attack line wins before the peak, the decay line,
+        floored at S, after it); gate off: ``env = max(0, from (1 - tt/R))``. Both are
+        ``max(0, min(a + b r, max(g + d r, S)))`` over the ramp ``r = [1..F]`` with
+        per-node ``a, b, g, d`` ([n,1,1]) chosen by the gate.
+        """
+        # gate edge at the block start: restart the segment clock from the current level
         torch.ge(p[4][:, :, :1], self.k(0.5), out=self.gb)
         self.gf.copy_(self.gb)
-        torch.sub(self.gf, self.gprev, out=self.edge)
-        torch.ne(self.edge, self.k(0.0), out=self.chb)
+        torch.ne(self.gf, self.gprev, out=self.chb)
         self.tst.masked_fill_(self.chb, 0.0)
         torch.where(self.chb, self.level, self.frm, out=self.frm)
         self.gprev.copy_(self.gf)
-        torch.add(self.tst, self.ar, out=self.tt)
-        torch.mul(p[0][:, :, :1], self.k(sr), out=self.a_s).clamp_(min=1.0)
-        torch.mul(p[1][:, :, :1], self.k(sr), out=self.d_s).clamp_(min=1.0)
-        torch.mul(p[3][:, :, :1], self.k(sr), out=self.r_s).clamp_(min=1.0)
         S = p[2][:, :, :1]
-        torch.mul(self.frm, self.k(-1.0), out=self.ta)
-        self.ta.add_(self.k(1.0)).clamp_(min=0.0).mul_(self.a_s)  # samples to reach 1 from `from`
-        torch.div(self.tt, self.a_s, out=self.att)
-        self.att.add_(self.frm)
-        torch.sub(self.tt, self.ta, out=self.dec)
-        self.dec.div_(self.d_s)
-        torch.mul(S, self.k(-1.0), out=self.oms)
-        self.oms.add_(self.k(1.0))
-        self.dec.mul_(self.oms).neg_().add_(self.k(1.0))
-        torch.maximum(self.dec, S, out=self.dec)
-        torch.lt(self.tt, self.ta, out=self.mb)
-        torch.where(self.mb, self.att, self.dec, out=self.att)
-        torch.div(self.tt, self.r_s, out=self.dec)
-        self.dec.neg_().add_(self.k(1.0)).clamp_(min=0.0).mul_(self.frm)
-        torch.where(self.gb, self.att, self.dec, out=self.env)
-        self.level.copy_(self.env[:, :, -1:])
+        frm, t = self.frm, self.tst
+        # gate on: attack line a + b r, decay line g + d r
+        A = self._samples(p[0], self.ia)
+        torch.sub(self.k(1.0), frm, out=self.ta)
+        self.ta.clamp_min_(0.0).mul_(A)  # samples from `from` to the peak
+        A.reciprocal_()  # b = 1/A
+        torch.addcmul(frm, A, t, out=self.al)  # a = from + t/A
+        torch.sub(self.k(1.0), S, out=self.s_)
+        D = self._samples(p[1], self.dl)
+        torch.div(self.s_, D, out=self.dl).neg_()  # d = -(1 - S)/D
+        torch.sub(t, self.ta, out=self.gl)
+        torch.addcmul(self.k(1.0), self.gl, self.dl, out=self.gl)  # g = 1 + (t - ta) d
+        # gate off: release line from + rb (t + r), rb = -from/R
+        R = self._samples(p[3], self.rb)
+        torch.div(frm, R, out=self.rb).neg_()
+        torch.addcmul(frm, self.rb, t, out=self.ra)
+        # choose by gate (off: the decay line is pushed above 1 so the release line wins)
+        torch.where(self.gb, self.al, self.ra, out=self.al)
+        torch.where(self.gb, A, self.rb, out=self.rb)
+        torch.where(self.gb, self.gl, self.k(2.0), out=self.gl)
+        torch.where(self.gb, self.dl, self.k(0.0), out=self.dl)
+        env = outs[1]
+        torch.addcmul(self.al, self.rb, self.ramp, out=env)
+        torch.addcmul(self.gl, self.dl, self.ramp, out=self.l2)
+        torch.maximum(self.l2, S, out=self.l2)
+        torch.minimum(env, self.l2, out=env)
+        env.clamp_min_(0.0)
+        self.level.copy_(env[:, :, -1:])
         self.tst.add_(self.k(float(self.frames)))
-        torch.mul(ins[0], self.env, out=outs[0])
-        outs[1].copy_(self.env)
+        torch.mul(ins[0], env, out=outs[0])
 
 
 @register

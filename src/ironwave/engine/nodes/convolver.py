@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from ironwave.engine.errors import GraphError
-from ironwave.engine.nodes.base import Node, irfft_rows, register, rfft_rows
+from ironwave.engine.nodes.base import Node, cmul_rows, irfft_rows, register, rfft_rows
 from ironwave.engine.params import ParamSpec
 
 _IR_CACHE: dict[tuple[str, int], torch.Tensor] = {}
@@ -100,7 +100,7 @@ class Convolver(Node):
             self.tmp.copy_(self.fdl[:, :, : K - 1])
             self.fdl[:, :, 1:].copy_(self.tmp)
         self.fdl[:, :, 0].copy_(self.X)
-        torch.mul(self.fdl, self.H, out=self.prod)
+        cmul_rows(self.fdl, self.H, self.prod)
         torch.sum(self.prod, dim=2, out=self.Y)
         irfft_rows(self.Y, 2 * F, self.yb)
         torch.mul(self.yb[:, :, F:], p[1], out=self.wet)

@@ -72,7 +72,11 @@ class SpectralGate(Node):
         self.hist[:, :, N - F:].copy_(ins[0])
         torch.mul(self.hist, self.wa, out=self.fr)
         rfft_rows(self.fr, N, self.X)
-        torch.abs(self.X, out=self.mag)
+        if self.X.device.type == "cpu" and self.n > 1:  # SIMD body vs scalar tail round |z| differently
+            for i in range(self.n):
+                torch.abs(self.X[i], out=self.mag[i])
+        else:
+            torch.abs(self.X, out=self.mag)
         # threshold and floor from dB, once per block (last sample of the ramp)
         torch.mul(p[0][:, :, -1:], self.k(math.log(10) / 20), out=self.thr)
         self.thr.exp_().mul_(self.ref)
