@@ -78,12 +78,23 @@ def run(h: Harness) -> None:
 
 
 def _cpu(h: Harness) -> None:
+    # Small blocks are op-overhead bound: one torch thread (as the drivers' realtime_gc()
+    # does) avoids thread hand-off on every ~16k-element op; recorded in every case's params.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _cpu_cases(h)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _cpu_cases(h: Harness) -> None:
     n_g = 200 if h.quick else 1000
     ours = Engine(gains(n_g), block=64, device="cpu", in_channels=1, out_channels=1)
     peer = Engine(gains(n_g), block=64, device="cpu", in_channels=1, out_channels=1, batch=False)
     h.compare(f"{n_g} independent gain nodes, 64 frames", ours.process_block, peer.process_block,
               peer_name="per-node loop", repeat=400, warmup=50, target="<= 30 us per block", target_ours_s=30e-6,
-              params={"nodes": n_g, "frames": 64, "groups": len(ours.plan.groups)})
+              params={"nodes": n_g, "frames": 64, "groups": len(ours.plan.groups), "torch_threads": 1})
     # the leanest plain-Python loop (the issue's anchor: 486 us for 1000 gains): one torch op per node
     x = torch.randn(1, 64)
     gs = [0.5 + k / (2 * n_g) for k in range(n_g)]
@@ -101,9 +112,10 @@ def _cpu(h: Harness) -> None:
     peer = Engine(voices(n_v), block=64, device="cpu", in_channels=1, out_channels=1, batch=False)
     h.compare(f"{4 * n_v + 2}-node voice patch ({n_v} x osc->biquad->adsr->gain), 64 frames", ours.process_block,
               peer.process_block, peer_name="per-node loop", repeat=200, warmup=20, target="<= 300 us per block",
-              target_ours_s=300e-6, params={"voices": n_v, "nodes": 4 * n_v + 2, "frames": 64, "groups": len(ours.plan.groups)})
+              target_ours_s=300e-6, params={"voices": n_v, "nodes": 4 * n_v + 2, "frames": 64, "groups": len(ours.plan.groups),
+                      "torch_threads": 1})
     p99, _ = p99_us(ours, 1000)
-    h.record(f"{4 * n_v + 2}-node voice patch p99 block time", p99, "us")
+    h.record(f"{4 * n_v + 2}-node voice patch p99 block time", p99, "us", params={"torch_threads": 1})
     ch = Engine(chain(16), block=128, device="cpu")
     p99, med = p99_us(ch, 2000)
     h.record("16-node chain, 128 frames, p99 block time (CPU)", p99, "us")

@@ -80,5 +80,14 @@ def test_cuda_graph_equals_cpu_naive(ir_path, seed, n):
     naive = Engine(g, block=64, device="cpu", batch=False)
     yc = run_blocks(cuda, x, _automation(seed, g))
     yn = run_blocks(naive, x, _automation(seed, g))
+    # What is compared: float32 kernels on two devices. Oscillator phases are float64 and
+    # wrapped, filter coefficients are built in float64, noise is a counter hash, so the
+    # remaining differences are float32 rounding of differently ordered sums (cuBLAS vs
+    # CPU bmm, cuFFT vs MKL in convolver/spectral_gate: ~1e-7 of the signal's norm per
+    # transform). Tolerances: the error's RMS relative to the output's RMS <= 1e-6, and the
+    # max abs error <= 1e-5 * max(1, peak) (about 10 float32 ulps at the peak level).
     scale = max(1.0, float(yn.abs().max()))
-    assert float((yc - yn).abs().max()) <= 1e-6 * scale * 10, f"max diff {(yc - yn).abs().max()} (scale {scale})"
+    err = (yc - yn).double()
+    rel_rms = float(err.pow(2).mean().sqrt() / yn.double().pow(2).mean().sqrt().clamp_min(1e-12))
+    assert rel_rms <= 1e-6, f"relative RMS error {rel_rms:.3g}"
+    assert float(err.abs().max()) <= 1e-5 * scale, f"max diff {float(err.abs().max())} (scale {scale})"

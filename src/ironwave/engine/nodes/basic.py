@@ -154,6 +154,7 @@ class _Oscillator(Node):
         self.inc64 = {1: self.zeros(n, 1, 1, dtype=f64), F: self.zeros(n, 1, F, dtype=f64)}  # cycles/sample
         self.inc32 = {1: self.zeros(n, 1, 1), F: self.zeros(n, 1, F)}
         self.ph64 = self.zeros(n, 1, F, dtype=f64)
+        self.ph64_last = self.ph64[:, :, -1:]
         self.ramp = torch.arange(1, F + 1, dtype=f64, device=self.device).reshape(1, 1, F)
         self.ph = self.zeros(n, 1, F)  # float32 phase in [0, 1]
         self.tmp = self.zeros(n, 1, F)
@@ -182,7 +183,7 @@ class _Oscillator(Node):
             torch.cumsum(inc, dim=-1, out=ph)
             ph.add_(self.phase)
         ph.frac_()  # phases are >= 0: frac == wrap to [0, 1)
-        self.phase.copy_(ph[:, :, -1:])
+        self.phase.copy_(self.ph64_last)
         self.ph.copy_(ph)
         inc32 = self.inc32[inc.shape[-1]]
         inc32.copy_(inc)
@@ -422,15 +423,19 @@ class ADSR(Node):
         self.gb = self.zeros(n, 1, 1, dtype=torch.bool)
         self.gf = self.zeros(n, 1, 1)
         self.chb = self.zeros(n, 1, 1, dtype=torch.bool)
-        (self.ia, self.s_, self.ta, self.dl, self.al, self.bl, self.gl, self.rb,
-         self.ra) = (self.zeros(n, 1, 1) for _ in range(9))
+        self.times = self.zeros(n, 4, 1)  # attack, decay, (sustain), release in samples
+        self.on = self.zeros(n, 4, 1)  # gate on:  a, b, g, d
+        self.off = self.zeros(n, 4, 1)  # gate off: a, b, g=2, d=0
+        self.off[:, 2] = 2.0
+        self.sel = self.zeros(n, 4, 1)
+        # views made once (a slice costs about as much as a small op)
+        self.v_times = (self.times[:, 0:1], self.times[:, 1:2], self.times[:, 3:4])
+        self.v_on = tuple(self.on[:, j:j + 1] for j in range(4))
+        self.v_off = (self.off[:, 0:1], self.off[:, 1:2])
+        self.v_sel = tuple(self.sel[:, j:j + 1] for j in range(4))
+        self.ta, self.s_ = self.zeros(n, 1, 1), self.zeros(n, 1, 1)
         self.ramp = torch.arange(1, F + 1, dtype=torch.float32, device=self.device).reshape(1, 1, F)
         self.l2 = self.zeros(n, 1, F)
-
-    def _samples(self, p: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """``max(1, seconds * sr)`` of a time param's first sample ([n,1,1])."""
-        torch.mul(p[:, :, :1], self.k(float(self.sample_rate)), out=out)
-        return out.clamp_min_(1.0)
 
     def process(self, ins, outs, p):
         """Piecewise-linear envelope from per-node lines (few ops over [n,1,F]).
@@ -451,29 +456,34 @@ class ADSR(Node):
         self.gprev.copy_(self.gf)
         S = p[2][:, :, :1]
         frm, t = self.frm, self.tst
+        # the params are rows of one bank tensor: attack..release first samples in one view
+        p0 = p[0]
+        if p[3].data_ptr() == p0.data_ptr() + 3 * p0.stride(1) * p0.element_size():
+            torch.mul(p0.as_strided((self.n, 4, 1), (p0.stride(0), p0.stride(1), 1)), self.k(float(self.sample_rate)), out=self.times)
+        else:  # not a bank view (direct kernel use)
+            for j in (0, 1, 3):
+                torch.mul(p[j][:, :, :1], self.k(float(self.sample_rate)), out=self.times[:, j:j + 1])
+        self.times.clamp_min_(1.0)
+        A, D, R = self.v_times
+        a, b, g, d = self.v_on
+        off_a, off_b = self.v_off
         # gate on: attack line a + b r, decay line g + d r
-        A = self._samples(p[0], self.ia)
         torch.sub(self.k(1.0), frm, out=self.ta)
         self.ta.clamp_min_(0.0).mul_(A)  # samples from `from` to the peak
-        A.reciprocal_()  # b = 1/A
-        torch.addcmul(frm, A, t, out=self.al)  # a = from + t/A
+        torch.reciprocal(A, out=b)
+        torch.addcmul(frm, b, t, out=a)  # a = from + t/A
         torch.sub(self.k(1.0), S, out=self.s_)
-        D = self._samples(p[1], self.dl)
-        torch.div(self.s_, D, out=self.dl).neg_()  # d = -(1 - S)/D
-        torch.sub(t, self.ta, out=self.gl)
-        torch.addcmul(self.k(1.0), self.gl, self.dl, out=self.gl)  # g = 1 + (t - ta) d
-        # gate off: release line from + rb (t + r), rb = -from/R
-        R = self._samples(p[3], self.rb)
-        torch.div(frm, R, out=self.rb).neg_()
-        torch.addcmul(frm, self.rb, t, out=self.ra)
-        # choose by gate (off: the decay line is pushed above 1 so the release line wins)
-        torch.where(self.gb, self.al, self.ra, out=self.al)
-        torch.where(self.gb, A, self.rb, out=self.rb)
-        torch.where(self.gb, self.gl, self.k(2.0), out=self.gl)
-        torch.where(self.gb, self.dl, self.k(0.0), out=self.dl)
+        torch.div(self.s_, D, out=d).neg_()  # d = -(1 - S)/D
+        torch.sub(t, self.ta, out=g)
+        torch.addcmul(self.k(1.0), g, d, out=g)  # g = 1 + (t - ta) d
+        # gate off: release line from + b (t + r), b = -from/R; decay line pushed above 1
+        torch.div(frm, R, out=off_b).neg_()
+        torch.addcmul(frm, off_b, t, out=off_a)
+        torch.where(self.gb, self.on, self.off, out=self.sel)
+        s_a, s_b, s_g, s_d = self.v_sel
         env = outs[1]
-        torch.addcmul(self.al, self.rb, self.ramp, out=env)
-        torch.addcmul(self.gl, self.dl, self.ramp, out=self.l2)
+        torch.addcmul(s_a, s_b, self.ramp, out=env)
+        torch.addcmul(s_g, s_d, self.ramp, out=self.l2)
         torch.maximum(self.l2, S, out=self.l2)
         torch.minimum(env, self.l2, out=env)
         env.clamp_min_(0.0)

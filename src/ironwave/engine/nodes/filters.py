@@ -8,9 +8,12 @@ A biquad in transposed direct form II has state ``s = [s1, s2]``::
 Over a chunk of K samples the whole update is one matrix product: with the
 row vector ``z = [x_0 .. x_{K-1}, s1, s2]``, ``z @ M = [y_0 .. y_{K-1}, s1', s2']``
 where M holds the Markov parameters (Toeplitz), ``C A^i`` and ``A^{K-1-j} B``
-and ``A^K``. All nodes and channels of a group run as one batched matmul per
-chunk (``bmm([n, c, K+2], [n, K+2, K+2])``). M is rebuilt (in float64) only
-when the parameters move; coefficients are then updated once per block.
+and ``A^K`` (:func:`block_matrix`). A block is processed in spans of C <= 8
+chunks with three batched products per span over all nodes and channels
+(:func:`block_operators`): the chunk start states ``S = [s0, x] @ Q``, the
+zero-state chunk responses ``x_chunks @ T`` and ``+= S @ O``; no chunk waits
+for the previous one. The operators are built in float64 and cast once; they are
+rebuilt only while the parameters move (once per block).
 """
 from __future__ import annotations
 
@@ -165,6 +168,11 @@ class _StateSpace(Node):
         for k in range(S):
             self.add_state(f"s{k}", self.z[k][:, :, :2])
         self.tmp = self.zeros(n, c, F) if S > 1 else None
+        # views made once (a slice costs about as much as a small op)
+        self.z_x = [z[:, :, 2:] for z in self.z]
+        self.z_s = [z[:, :, :2] for z in self.z]
+        self.sv_end = self.sv[:, :, 2 * C:]
+        self._chunks: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         span = L < F
         self.xb = self.zeros(n, c, L) if span else None
         self.yb = self.zeros(n, c, L) if span else None
@@ -183,8 +191,15 @@ class _StateSpace(Node):
     def init_coeffs(self) -> None:
         raise NotImplementedError
 
+    def _chunked(self, t: torch.Tensor) -> torch.Tensor:
+        """``t [n, c, L]`` viewed as ``[n, c*C, K]`` (cached per tensor object)."""
+        hit = self._chunks.get(id(t))
+        if hit is None or hit[0] is not t:
+            hit = self._chunks[id(t)] = (t, t.view(self.n, self.channels * self.C, self.K))
+        return hit[1]
+
     def run_section(self, k: int, x: torch.Tensor, y: torch.Tensor) -> None:
-        n, c, K, C, L = self.n, self.channels, self.K, self.C, self.L
+        L = self.L
         z, sv = self.z[k], self.sv
         for s0 in range(0, self.frames, L):
             if self.xb is not None:
@@ -192,11 +207,11 @@ class _StateSpace(Node):
                 xs.copy_(x[:, :, s0:s0 + L])
             else:
                 xs, ys = x, y
-            z[:, :, 2:].copy_(xs)
+            self.z_x[k].copy_(xs)
             torch.bmm(z, self.Q[k], out=sv)
-            torch.bmm(xs.view(n, c * C, K), self.T[k], out=ys.view(n, c * C, K))
+            torch.bmm(self._chunked(xs), self.T[k], out=self._chunked(ys))
             ys.baddbmm_(sv, self.O[k])
-            z[:, :, :2].copy_(sv[:, :, 2 * C:])
+            self.z_s[k].copy_(self.sv_end)
             if self.yb is not None:
                 y[:, :, s0:s0 + L].copy_(ys)
 
