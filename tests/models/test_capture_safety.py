@@ -109,3 +109,18 @@ def test_warm_forward_has_no_host_sync(time_only, h):
     if not time_only:
         assert any("fft_c2r" in o for o in log.ops) and not any("unfold_backward" in o for o in log.ops)
     torch.testing.assert_close(first, second, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("freq", [True, False])
+def test_chunked_dconv_equals_whole(freq):
+    """DConv rows are independent, so chunking them (to bound peak memory) changes nothing."""
+    from ironwave.models.htdemucs import DConv, _dconv_apply
+
+    torch.manual_seed(3)
+    d = DConv(16, compress=4, depth=2, init=0.5).eval()
+    y = torch.randn(3, 16, 24, 50) if freq else torch.randn(5, 16, 300)
+    with torch.no_grad():
+        whole = _dconv_apply(d, y, freq, max_elements=1 << 30)
+        chunked = _dconv_apply(d, y, freq, max_elements=16 * 50 * 3 * 5 if freq else 16 * 300 * 2)
+    assert chunked.shape == whole.shape
+    torch.testing.assert_close(chunked, whole, rtol=1e-6, atol=1e-6)

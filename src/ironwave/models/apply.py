@@ -21,6 +21,7 @@ import os
 import random
 import tempfile
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +41,12 @@ PathLike = Union[str, os.PathLike]
 Progress = Callable[[int, int], None]
 
 __all__ = ["apply_model", "separate_file", "separate_files", "SeparationStats", "segment_offsets",
-           "transition_weight", "BatchedForward", "PRECISIONS"]
+           "transition_weight", "BatchedForward", "PRECISIONS", "DEFAULT_BATCH"]
+
+#: segments per forward call when ``batch_size=None``: one, so the forward's peak memory is one
+#: segment's activations (the reference's, which runs one segment at a time); on CUDA the speed
+#: comes from replaying a CUDA graph of that forward (``graph=None`` -> True on CUDA) instead.
+DEFAULT_BATCH = {"cuda": 1, "cpu": 1}
 
 PRECISIONS = {"float32": None, "fp32": None, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
               "float16": torch.float16, "fp16": torch.float16}
@@ -158,7 +164,7 @@ class BatchedForward:
     """
 
     def __init__(self, model: Any, device: torch.device, batch_size: int, valid_length: int, *,
-                 precision: str = "float32", graph: bool = False, time_only: bool = False,
+                 precision: str = "float32", graph: bool | None = False, time_only: bool = False,
                  requested: DeviceLike = None, mix_batch: int = 1) -> None:
         if precision not in PRECISIONS:
             raise InvalidParameter(f"unknown precision {precision!r}; accepted: {', '.join(PRECISIONS)}")
@@ -170,9 +176,27 @@ class BatchedForward:
         self.time_only = time_only
         self.requested = requested
         self.program: CapturedProgram | None = None
+        self.graph_error: str | None = None
+        explicit = graph is not None
+        if graph is None:  # auto: a CUDA graph on CUDA
+            graph = device.type == "cuda"
+        self._graph_mode = bool(graph)
         if graph:
             ex = torch.zeros(self.batch_size, model.audio_channels, valid_length, device=device)
-            self.program = CapturedProgram(self._run, [ex], device=device, name="models.htdemucs.graph")
+            try:
+                self.program = CapturedProgram(self._run, [ex], device=device, name="models.htdemucs.graph")
+            except Exception as e:  # noqa: BLE001 - only the automatic choice falls back, and says so
+                if explicit:
+                    raise
+                self.program = None
+                self._graph_mode = False
+                self.graph_error = f"{type(e).__name__}: {e}"
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                warnings.warn(f"ironwave: CUDA-graph capture of the HTDemucs forward failed ({self.graph_error}); "
+                              "running it eagerly (pass graph=False to skip the attempt)", RuntimeWarning,
+                              stacklevel=2)
+                telemetry.record("models.htdemucs.graph_fallback", device, 0.0, requested)
 
     def _autocast(self) -> Any:
         if self.dtype is None:
@@ -180,7 +204,10 @@ class BatchedForward:
         return torch.autocast(device_type=self.device.type, dtype=self.dtype, cache_enabled=self.program is None)
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad(), self._autocast():
+        # eager: inference_mode (no autograd bookkeeping at all). A captured program's static
+        # outputs are written in place on later calls, which inference tensors forbid: no_grad there.
+        grad_off = torch.no_grad() if self._graph_mode else torch.inference_mode()
+        with grad_off, self._autocast():
             kw = {"time_only": True} if self.time_only else {}
             return self.model(x, **kw).float()
 
@@ -262,6 +289,10 @@ def _run_pass(forward: BatchedForward, reader: _Reader, *, base: int, length: in
             progress(len(group))
 
 
+def _batch_for(batch_size: int | None, device: torch.device) -> int:
+    return DEFAULT_BATCH.get(device.type, 1) if batch_size is None else batch_size
+
+
 def _prepare(model: Any, segment: float | None, overlap: float, shifts: int, batch_size: int,
              transition_power: float) -> tuple[int, int]:
     if not 0 <= overlap < 1:
@@ -286,9 +317,10 @@ def _prepare(model: Any, segment: float | None, overlap: float, shifts: int, bat
 
 
 def _separate(model: Any, reader: _Reader, emit: Callable[[int, torch.Tensor], None], *, shifts: int,
-              overlap: float, segment: float | None, batch_size: int, device: torch.device, precision: str,
-              graph: bool, time_only: bool, transition_power: float, seed: int | None, requested: DeviceLike,
+              overlap: float, segment: float | None, batch_size: int | None, device: torch.device, precision: str,
+              graph: bool | None, time_only: bool, transition_power: float, seed: int | None, requested: DeviceLike,
               stats: SeparationStats, progress: Progress | None, pass_done: Callable[[], None] | None = None) -> None:
+    batch_size = _batch_for(batch_size, device)
     segment_length, valid_length = _prepare(model, segment, overlap, shifts, batch_size, transition_power)
     model.to(device)
     model.eval()
@@ -329,7 +361,8 @@ def _separate(model: Any, reader: _Reader, emit: Callable[[int, torch.Tensor], N
 
 
 def apply_model(model: Any, mix: Any, *, shifts: int = 0, overlap: float = 0.25, segment: float | None = None,
-                batch_size: int = 8, device: DeviceLike = "auto", precision: str = "float32", graph: bool = False,
+                batch_size: int | None = None, device: DeviceLike = "auto", precision: str = "float32",
+                graph: bool | None = None,
                 time_only: bool = False, transition_power: float = 1.0, seed: int | None = None,
                 progress: Progress | None = None, stats: SeparationStats | None = None) -> Any:
     """Separate ``mix`` (``[channels, time]`` or ``[batch, channels, time]``, at ``model.samplerate`` Hz).
@@ -341,11 +374,16 @@ def apply_model(model: Any, mix: Any, *, shifts: int = 0, overlap: float = 0.25,
         shifts: number of random time shifts (0.0-0.5 s) averaged; 0 disables.
         overlap: segment overlap fraction (demucs default 0.25).
         segment: segment length in seconds (default: the model's training segment).
-        batch_size: segments per forward call.
+        batch_size: segments per forward call; None (default): 1 (:data:`DEFAULT_BATCH`),
+            which keeps the peak (GPU) memory at one segment's activations, like
+            demucs. Larger batches are faster per segment on a GPU without
+            ``graph`` but their activation memory grows linearly with the batch.
         device: where the model runs (``"auto"``, ``"cpu"``, ``"cuda[:N]"``); the
             result is returned on the device of ``mix``.
         precision: ``"float32"``, ``"bfloat16"``/``"bf16"`` or ``"float16"``/``"fp16"`` (autocast).
         graph: replay a captured CUDA graph of the batched forward (eager on the CPU).
+            None (default): True on CUDA; if that automatic capture fails the forward
+            runs eagerly with a ``RuntimeWarning``. An explicit True never falls back.
         time_only: fast mode, waveform branch only (see docs/models.md for its quality).
         transition_power: sharpness of the cross-fade (>= 1).
         seed: seed of the random shifts.
@@ -489,8 +527,8 @@ class _MemmapAccumulator:
 
 
 def separate_file(model: Any, path: PathLike, out_dir: PathLike, *, fmt: str = "wav", shifts: int = 0,
-                  overlap: float = 0.25, batch_size: int = 8, device: DeviceLike = "auto",
-                  precision: str = "float32", graph: bool = False, time_only: bool = False,
+                  overlap: float = 0.25, batch_size: int | None = None, device: DeviceLike = "auto",
+                  precision: str = "float32", graph: bool | None = None, time_only: bool = False,
                   normalize: bool = True, seed: int | None = None, progress: Progress | None = None,
                   stats: SeparationStats | None = None) -> list[Path]:
     """Separate one audio file into ``out_dir/<name>.<source>.<fmt>``, streaming from disk.

@@ -177,13 +177,43 @@ class HEncLayer(nn.Module):
         return y
 
 
-def _dconv_apply(dconv: DConv, y: torch.Tensor, freq: bool) -> torch.Tensor:
+#: DConv inputs larger than this many elements are processed in chunks of independent rows
+#: (``(batch, freq)`` rows in the spectral branch, batch items in the waveform branch). The rows
+#: are independent (per-row convolutions and GroupNorm(1)), so the result is the same; only the
+#: transient 2x-channel activations shrink, which bounds the forward's peak memory.
+DCONV_CHUNK_ELEMENTS = 1 << 22
+
+
+def _dconv_apply(dconv: DConv, y: torch.Tensor, freq: bool, max_elements: int | None = None) -> torch.Tensor:
+    """Apply *dconv* over time to ``[b, c, t]`` or, per frequency row, to ``[b, c, fr, t]``; chunked when large."""
+    limit = DCONV_CHUNK_ELEMENTS if max_elements is None else max_elements
     if not freq:
-        return dconv(y)
+        b = y.shape[0]
+        per = max(1, limit // max(1, y[0].numel()))
+        if per >= b:
+            return dconv(y)
+        first = dconv(y[:per])
+        out = torch.empty(y.shape, dtype=first.dtype, device=y.device)
+        out[:per] = first
+        del first
+        for i in range(per, b, per):
+            out[i:i + per] = dconv(y[i:i + per])
+        return out
     b, c, fr, t = y.shape
-    y = y.permute(0, 2, 1, 3).reshape(-1, c, t)
-    y = dconv(y)
-    return y.view(b, fr, c, t).permute(0, 2, 1, 3)
+    per = max(1, limit // max(1, b * c * t))  # frequency rows per chunk (all batch items at once)
+    if per >= fr:
+        z = dconv(y.permute(0, 2, 1, 3).reshape(-1, c, t))
+        return z.view(b, fr, c, t).permute(0, 2, 1, 3)
+    out: torch.Tensor | None = None
+    for f0 in range(0, fr, per):
+        f1 = min(fr, f0 + per)
+        z = dconv(y[:, :, f0:f1].permute(0, 2, 1, 3).reshape(-1, c, t)).view(b, f1 - f0, c, t).permute(0, 2, 1, 3)
+        if out is None:
+            out = torch.empty(b, c, fr, t, dtype=z.dtype, device=y.device)
+        out[:, :, f0:f1] = z
+        del z
+    assert out is not None
+    return out
 
 
 class HDecLayer(nn.Module):
