@@ -47,8 +47,10 @@ TILE = 8  # samples per tile; hard-wired into _split8/_join8
 # Launch defaults, from the H200 sweep of benchmarks/bench_iir.py (1024 ch x 10 s, chunk 1024):
 # biquad: (32 lanes, 1 warp) 3.28 ms, (64, 2) 3.63, (128, 4) 3.65; 4 sections: (128, 4) 3.06,
 # (64, 2) 3.07, (32, 1) 3.43; the in-thread vector loads (HALVES=True) took 7.8 / 6.9 ms.
+# Second sweep (same GPU): biquad (16, 1) 2.66 ms, (32, 1) 3.26, (256, 8) 3.68; 4 sections
+# (256, 8) 2.98, (64, 2) 3.06, (16, 1) 3.73.
 HALVES = False  # tiles [BLOCK, 8] coalesced across threads (compiler transposes via shared memory)
-LAUNCH = {1: (32, 1)}  # sections -> (lanes per program, warps)
+LAUNCH = {1: (16, 1)}  # sections -> (lanes per program, warps)
 LAUNCH_DEFAULT = (64, 2)
 TARGET_LANES = 1 << 17  # pick the longest chunk that still gives this many lanes
 CHUNKS = (1024, 512, 256, 128, 64)
