@@ -184,7 +184,10 @@ class BatchedForward:
         if graph:
             ex = torch.zeros(self.batch_size, model.audio_channels, valid_length, device=device)
             try:
-                self.program = CapturedProgram(self._run, [ex], device=device, name="models.htdemucs.graph")
+                # one eager warm-up fills the model's caches (window, iSTFT envelope, embeddings), cuFFT plans
+                # and cuDNN choices; every apply call captures afresh (~2 forwards of overhead per call)
+                self.program = CapturedProgram(self._run, [ex], device=device, warmup=1,
+                                               name="models.htdemucs.graph")
             except Exception as e:  # noqa: BLE001 - only the automatic choice falls back, and says so
                 if explicit:
                     raise
