@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -38,7 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ironwave.backend.device import DeviceLike
+from ironwave.backend.device import BackendUnavailable, DeviceLike
 from ironwave.backend.telemetry import telemetry
 from ironwave.backend.validate import as_tensor, check_audio, restore_type
 from ironwave.dsp.stft import RT_TELEMETRY_EVERY, _pos_int, _rt_input, _rt_setup, record_ran, run_device
@@ -227,8 +228,51 @@ def _apply(xp: torch.Tensor, plan: PolyphasePlan, Q: int) -> torch.Tensor:
     return y
 
 
+_TRITON: dict[str, Any] = {}
+
+
+def _triton_module() -> Any:
+    """:mod:`ironwave.dsp._resample_triton`, or None when Triton cannot be imported or its
+    kernel failed once (checked once per process)."""
+    if "mod" not in _TRITON:
+        try:
+            from ironwave.dsp import _resample_triton as mod  # noqa: PLC0415
+        except Exception:  # ImportError, or a broken Triton install
+            mod = None
+        _TRITON["mod"] = mod
+    return _TRITON["mod"]
+
+
+def _run_triton(x2: torch.Tensor, plan: PolyphasePlan, backend: str) -> Optional[torch.Tensor]:
+    """The Triton kernel's output, or None (then the torch path runs): ``backend="auto"``
+    falls back when the kernel is unavailable or fails (warning once), ``"triton"`` raises."""
+    mod = _triton_module()
+    if mod is None:
+        if backend == "triton":
+            raise BackendUnavailable("backend='triton' needs the 'triton' package (pip install triton) and a "
+                                     "kernel that compiles on this GPU")
+        return None
+    try:
+        y = mod.resample_triton(x2, plan)
+    except mod.Unsupported:
+        if backend == "triton":
+            raise
+        return None
+    except Exception as e:  # a kernel that does not compile on this GPU/Triton: say so, use torch
+        if backend == "triton":
+            raise
+        warnings.warn(f"ironwave.dsp.resample: the Triton kernel failed ({type(e).__name__}: {e}); "
+                      "using the torch path from now on", RuntimeWarning, stacklevel=3)
+        _TRITON["mod"] = None
+        telemetry.count("dsp.resample.backend.triton_failed")
+        return None
+    telemetry.count("dsp.resample.backend.triton")
+    return y
+
+
 def resample(x: Any, orig_sr: int, new_sr: int, *, zeros: float = DEFAULT_ZEROS, rolloff: float = DEFAULT_ROLLOFF,
-             beta: float = DEFAULT_BETA, groups: Optional[int] = None, device: DeviceLike = "auto") -> Any:
+             beta: float = DEFAULT_BETA, groups: Optional[int] = None, device: DeviceLike = "auto",
+             backend: str = "auto") -> Any:
     """Resample ``[..., time]`` audio from ``orig_sr`` Hz to ``new_sr`` Hz.
 
     Args:
@@ -238,12 +282,21 @@ def resample(x: Any, orig_sr: int, new_sr: int, *, zeros: float = DEFAULT_ZEROS,
         zeros / rolloff / beta / groups: filter design, see :func:`design`.
         device: ``"auto"`` (calibrated crossover), ``"cpu"``, ``"cuda[:N]"``;
             the result comes back on the input's device.
+        backend: ``"auto"``: on CUDA, float32 (also float16/bfloat16, computed in
+            float32) without autograd and with Triton importable, the Triton kernel of
+            :mod:`ironwave.dsp._resample_triton` (3xTF32 tensor-core products, ~float32
+            accuracy; a kernel failure warns once and falls back); the torch
+            ``as_strided`` + ``mm`` path otherwise. ``"torch"``: always the torch path.
+            ``"triton"``: the kernel or an error (``BackendUnavailable``). ``groups``
+            only affects the torch path.
 
     Returns:
         ``[..., ceil(time * new_sr / orig_sr)]``, same dtype (float16/bfloat16 are
         computed in float32), numpy if numpy came in. Differentiable.
     """
     L, M = ratio(orig_sr, new_sr)
+    if backend not in ("auto", "torch", "triton"):
+        raise InvalidParameter(f"backend={backend!r}; accepted: 'auto', 'torch', 'triton'")
     t, was_numpy = as_tensor(x, "x")
     t = check_audio(t, "x", finite=False)
     finite_fast(t, "x")
@@ -262,9 +315,18 @@ def resample(x: Any, orig_sr: int, new_sr: int, *, zeros: float = DEFAULT_ZEROS,
         x2 = t.reshape(R, n).to(device=dev, dtype=work)
         n_out = plan.out_length(n)
         Q = -(-n_out // L)
-        need = (Q - 1) * M + plan.reach
-        xp = F.pad(x2, (plan.left_pad, max(need - n - plan.left_pad, 0)))
-        y = _apply(xp, plan, Q)[:, :n_out]
+        grad = torch.is_grad_enabled() and x2.requires_grad
+        y = None
+        if backend == "triton" and (dev.type != "cuda" or work != torch.float32 or grad):
+            raise BackendUnavailable(f"backend='triton' runs on CUDA for float32 without autograd (got device {dev}, "
+                                     f"dtype {dtype}, requires_grad={grad})")
+        if backend != "torch" and dev.type == "cuda" and work == torch.float32 and not grad:
+            y = _run_triton(x2, plan, backend)
+        if y is None:
+            need = (Q - 1) * M + plan.reach
+            xp = F.pad(x2, (plan.left_pad, max(need - n - plan.left_pad, 0)))
+            y = _apply(xp, plan, Q)[:, :n_out]
+            telemetry.count("dsp.resample.backend.torch")
         record_ran("dsp.resample", y, t0, device)
         y = y.reshape(*batch_shape, n_out).to(device=home, dtype=dtype)
     return restore_type(y, was_numpy)

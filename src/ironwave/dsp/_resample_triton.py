@@ -1,0 +1,230 @@
+"""Triton path of :func:`ironwave.dsp.resample.resample` for CUDA float32 signals.
+
+The polyphase resampler is a matrix product per block of input hops. Output
+phase ``r`` of hop ``q`` (output sample ``q * L + r``) is
+``sum_t x[q * M + base_r + t - left_pad] * h[r, t]`` (see
+:mod:`ironwave.dsp.resample`). One Triton program computes, for one signal row,
+``BQ`` consecutive hops: for each group ``g`` of ``BN`` consecutive phases
+
+    out[BQ, BN] = Xwin[BQ, KP] @ W_g[KP, BN]
+
+where row ``i`` of ``Xwin`` is the input window ``x[(q0 + i) * M + b0_g + k]``,
+``k < KP`` (overlapping windows loaded with 2-D pointer arithmetic: coalesced
+along ``k``, the overlap served from L1/L2), and ``W_g`` is the group's slice of
+the polyphase filter bank laid out so that phase ``r`` puts ``h[r, t]`` at row
+``base_r - b0_g + t`` (zero elsewhere; zero columns of the whole group trimmed,
+``KP`` = the widest group rounded up to ``BK``). The left zero padding and the
+right zero extension are load masks (no padded copy of the input); outputs are
+stored straight into the ``[rows, ceil(n L / M)]`` result (no slicing copy).
+
+Ratios with few phases (``L < BN``: 2:1, 1:3, 16k -> 48k, ...) are computed on
+*super-hops* of ``U`` hops (``L' = U L`` phases, ``M' = U M`` input samples), so
+the ``BN`` columns of a tile are not mostly padding.
+
+The product runs on tensor cores with ``tl.dot``: ``precision="tf32x3"`` (3 TF32
+products with a hi/lo split of both operands: about float32 accuracy) or
+``"ieee"`` (float32 FMA, exact float32 arithmetic); ``"tf32"`` (one TF32 product,
+~1e-3 relative) exists for speed comparisons only.
+
+Only long-stable Triton language features are used (``tl.load``, ``tl.store``,
+``tl.dot`` with ``input_precision``, ``tl.program_id``, ``tl.arange``,
+``tl.zeros``, loops). The kernel also runs under the Triton interpreter
+(``TRITON_INTERPRET=1``, CPU tensors), which the tests use.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import torch
+import triton
+import triton.language as tl
+
+PRECISIONS = ("tf32x3", "ieee", "tf32")
+
+
+class Unsupported(ValueError):
+    """The ratio, filter or signal length is outside what the kernel handles (use the torch path)."""
+
+DEFAULT_PRECISION = "tf32x3"
+# Launch defaults (block_q hops x block_n phases, block_k input samples per dot step, warps, stages).
+# Not measured on a GPU yet: benchmarks/bench_resample.py --device cuda sweeps the alternatives.
+BLOCK_Q = 64
+BLOCK_N = 32
+BLOCK_K = 32
+NUM_WARPS = 4
+NUM_STAGES = 3
+MAX_KP = 4096  # widest group window (input samples); beyond: the torch path
+MAX_PHASES = 4096  # L' (phases per super-hop); beyond: the torch path
+
+
+@triton.jit
+def _resample_kernel(x_ptr, w_ptr, b0_ptr, y_ptr,
+                     n, n_out, tiles, x_stride, y_stride,
+                     LP: tl.constexpr, MP: tl.constexpr, G: tl.constexpr, KP: tl.constexpr,
+                     BQ: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, PREC: tl.constexpr):
+    pid = tl.program_id(0)
+    row = pid // tiles
+    tile = pid - row * tiles
+    q = tile * BQ + tl.arange(0, BQ)  # super-hop indices of this tile
+    xrow = x_ptr + row.to(tl.int64) * x_stride
+    yrow = y_ptr + row.to(tl.int64) * y_stride
+    kk = tl.arange(0, BK)
+    nn = tl.arange(0, BN)
+    for g in range(G):
+        b0 = tl.load(b0_ptr + g)  # input offset of the group's window (left padding included)
+        acc = tl.zeros([BQ, BN], dtype=tl.float32)
+        for k0 in range(0, KP, BK):
+            p = q[:, None] * MP + (b0 + k0) + kk[None, :]
+            a = tl.load(xrow + p, mask=(p >= 0) & (p < n), other=0.0)
+            w = tl.load(w_ptr + (g * KP + k0) * BN + kk[:, None] * BN + nn[None, :])
+            acc = tl.dot(a, w, acc, input_precision=PREC)
+        col = g * BN + nn
+        m = q[:, None] * LP + col[None, :]
+        tl.store(yrow + m, acc, mask=(col[None, :] < LP) & (m < n_out))
+
+
+@dataclass
+class Bank:
+    """The polyphase filter bank laid out for the kernel (one per plan, tile shape and device)."""
+
+    U: int  # hops per super-hop
+    LP: int  # phases per super-hop (U * L)
+    MP: int  # input samples per super-hop (U * M)
+    G: int  # phase groups of BN columns
+    KP: int  # rows of each group's weight (multiple of BK)
+    BN: int
+    BK: int
+    w: torch.Tensor  # [G, KP, BN] float32
+    b0: torch.Tensor  # [G] int32: window start of group g relative to the unpadded input
+
+
+def super_hop(L: int, BN: int) -> int:
+    """Hops per super-hop: 1 when ``L >= BN``, else the ``U`` whose ``U * L`` wastes the
+    least of its last ``BN``-column group (ties: the smaller ``U``)."""
+    if L >= BN:
+        return 1
+    best, best_waste = 1, 2.0
+    for u in range(-(-BN // L), BN + 1):
+        lp = u * L
+        waste = (-(-lp // BN) * BN - lp) / lp
+        if waste < best_waste - 1e-12:
+            best, best_waste = u, waste
+    return best
+
+
+def build_bank(h: torch.Tensor, base: list[int], L: int, M: int, left_pad: int, BN: int, BK: int,
+               device: Any) -> Optional[Bank]:
+    """Lay out ``h [L, taps]`` (float64) for the kernel; ``None`` when the ratio is too large for it."""
+    U = super_hop(L, BN)
+    LP, MP = U * L, U * M
+    if LP > MAX_PHASES:
+        return None
+    taps = h.shape[1]
+    nz = (h != 0).any(dim=0).nonzero().flatten()
+    t_lo, t_hi = (int(nz[0]), int(nz[-1]) + 1) if nz.numel() else (0, 1)
+    G = -(-LP // BN)
+    blocks, starts = [], []
+    for g in range(G):
+        rs = range(g * BN, min((g + 1) * BN, LP))
+        offs = [(r // L) * M + base[r % L] for r in rs]
+        lo = offs[0] + t_lo
+        width = offs[-1] + t_hi - lo
+        blk = torch.zeros(width, BN, dtype=torch.float64)
+        for c, (r, o) in enumerate(zip(rs, offs)):
+            blk[o + t_lo - lo: o + t_hi - lo, c] = h[r % L, t_lo:t_hi]
+        # trim all-zero rows at both ends (phases whose taps happen to vanish there)
+        rows = (blk != 0).any(dim=1).nonzero().flatten()
+        if rows.numel():
+            a, b = int(rows[0]), int(rows[-1]) + 1
+            blk, lo = blk[a:b], lo + a
+        blocks.append(blk)
+        starts.append(lo - left_pad)
+    KP = -(-max(b.shape[0] for b in blocks) // BK) * BK
+    if KP > MAX_KP:
+        return None
+    w = torch.zeros(G, KP, BN, dtype=torch.float64)
+    for g, blk in enumerate(blocks):
+        w[g, : blk.shape[0]] = blk
+    del taps
+    return Bank(U, LP, MP, G, KP, BN, BK, w.to(device=device, dtype=torch.float32),
+                torch.tensor(starts, dtype=torch.int32, device=device))
+
+
+_BANKS: dict[tuple, Optional[Bank]] = {}
+
+
+def bank_for(plan: Any, device: torch.device, BN: int = BLOCK_N, BK: int = BLOCK_K) -> Optional[Bank]:
+    """Cached :func:`build_bank` of an :class:`ironwave.dsp.resample.PolyphasePlan`."""
+    key = (plan.up, plan.down, plan.zeros, plan.rolloff, plan.beta, BN, BK, str(device))
+    if key not in _BANKS:
+        if len(_BANKS) > 64:
+            _BANKS.clear()
+        _BANKS[key] = build_bank(plan.h, plan.base, plan.up, plan.down, plan.left_pad, BN, BK, device)
+    return _BANKS[key]
+
+
+def supported(plan: Any, device: torch.device, BN: int = BLOCK_N, BK: int = BLOCK_K) -> bool:
+    """Can the kernel run this ratio/filter (else the torch path)?"""
+    return plan.up != plan.down and bank_for(plan, device, BN, BK) is not None
+
+
+def resample_triton(x: torch.Tensor, plan: Any, *, precision: str = DEFAULT_PRECISION,
+                    block_q: int = BLOCK_Q, block_n: int = BLOCK_N, block_k: int = BLOCK_K,
+                    num_warps: int = NUM_WARPS, num_stages: int = NUM_STAGES) -> torch.Tensor:
+    """Resample ``x [rows, n]`` (float32) with *plan*: ``[rows, ceil(n L / M)]`` float32.
+
+    Same output as the torch path of :func:`ironwave.dsp.resample.resample` (zero-phase,
+    zero-extended ends), computed by :func:`_resample_kernel`.
+
+    Args:
+        precision: ``"tf32x3"`` (default, ~float32 accuracy on tensor cores), ``"ieee"``
+            (float32 FMA) or ``"tf32"`` (fast, ~1e-3: comparisons only).
+        block_q / block_n / block_k: tile of super-hops, phases and input samples
+            (powers of two >= 16).
+        num_warps / num_stages: Triton launch options.
+
+    Raises:
+        ValueError: bad precision/tiles or a dtype other than float32.
+        Unsupported: a ratio the kernel does not handle (:func:`supported` is False)
+            or a row too long for 32-bit indices.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}; accepted: {', '.join(PRECISIONS)}")
+    for name, v in (("block_q", block_q), ("block_n", block_n), ("block_k", block_k)):
+        if v < 16 or v & (v - 1):
+            raise ValueError(f"{name}={v}: a power of two >= 16 is needed")
+    if x.dtype != torch.float32 or x.dim() != 2:
+        raise ValueError(f"resample_triton takes float32 [rows, n], got {x.dtype} {list(x.shape)}")
+    bank = bank_for(plan, x.device, block_n, block_k)
+    if bank is None or plan.up == plan.down:
+        raise Unsupported(f"ratio {plan.up}/{plan.down} with {plan.taps} taps is outside the Triton kernel's limits")
+    if x.stride(-1) != 1:
+        x = x.contiguous()
+    R, n = x.shape
+    n_out = plan.out_length(n)
+    y = torch.empty(R, n_out, dtype=torch.float32, device=x.device)
+    if R == 0 or n_out == 0:
+        return y
+    q_total = -(-n_out // bank.LP)
+    tiles = -(-q_total // block_q)
+    if R * tiles >= 2**31 or n_out + bank.LP * block_q >= 2**31 or n + bank.MP * block_q + bank.KP >= 2**31:
+        raise Unsupported("signal too long for the Triton kernel's 32-bit indexing")
+    _resample_kernel[(R * tiles,)](
+        x, bank.w, bank.b0, y, n, n_out, tiles, x.stride(0), y.stride(0),
+        LP=bank.LP, MP=bank.MP, G=bank.G, KP=bank.KP, BQ=block_q, BN=block_n, BK=block_k, PREC=precision,
+        num_warps=num_warps, num_stages=num_stages)
+    return y
+
+
+def macs_per_output(plan: Any, BN: int = BLOCK_N, BK: int = BLOCK_K) -> float:
+    """Multiply-adds the kernel spends per output sample (dense tiles incl. padding)."""
+    bank = bank_for(plan, torch.device("cpu"), BN, BK)
+    if bank is None:
+        return math.nan
+    return bank.G * bank.KP * BN / bank.LP
+
+
+__all__ = ["Unsupported", "resample_triton", "supported", "bank_for", "build_bank", "super_hop", "PRECISIONS",
+           "DEFAULT_PRECISION"]
