@@ -23,8 +23,9 @@ the ``BN`` columns of a tile are not mostly padding.
 
 The product runs on tensor cores with ``tl.dot``: ``precision="tf32x3"`` (3 TF32
 products with a hi/lo split of both operands: about float32 accuracy) or
-``"ieee"`` (float32 FMA, exact float32 arithmetic); ``"tf32"`` (one TF32 product,
-~1e-3 relative) exists for speed comparisons only.
+``"ieee"`` (float32 FMA, exact float32 arithmetic); ``"bf16x6"`` (6 bf16 products
+of a 3-way split, ~float32 accuracy; newer Triton only) and ``"tf32"`` (one TF32
+product, ~5e-4 relative: comparisons only) are there for the benchmark.
 
 Only long-stable Triton language features are used (``tl.load``, ``tl.store``,
 ``tl.dot`` with ``input_precision``, ``tl.program_id``, ``tl.arange``,
@@ -41,7 +42,7 @@ import torch
 import triton
 import triton.language as tl
 
-PRECISIONS = ("tf32x3", "ieee", "tf32")
+PRECISIONS = ("tf32x3", "ieee", "tf32", "bf16x6")
 
 
 class Unsupported(ValueError):
@@ -180,7 +181,8 @@ def resample_triton(x: torch.Tensor, plan: Any, *, precision: str = DEFAULT_PREC
 
     Args:
         precision: ``"tf32x3"`` (default, ~float32 accuracy on tensor cores), ``"ieee"``
-            (float32 FMA) or ``"tf32"`` (fast, ~1e-3: comparisons only).
+            (float32 FMA), ``"bf16x6"`` (~float32 accuracy, if this Triton has it) or
+            ``"tf32"`` (fast, ~5e-4: comparisons only).
         block_q / block_n / block_k: tile of super-hops, phases and input samples
             (powers of two >= 16).
         num_warps / num_stages: Triton launch options.
