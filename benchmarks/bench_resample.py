@@ -22,10 +22,10 @@ ORIG, NEW = 48000, 44100
 # A short filter with julius-like (slightly better) quality: 50 taps, measured on the CPU 0.012 dB ripple,
 # 50.9 dB stopband (julius resample_frac: 0.020 dB, 38 dB). The >= 10x bar is for the defaults (152 taps).
 LIGHT = dict(zeros=20, beta=5.0, rolloff=0.93)
-# Triton launch variants timed on CUDA: (block_q, block_n, block_k, num_warps, num_stages)
+# Triton launch variants timed on CUDA: (block_q, block_n, block_k, num_warps, num_stages[, interior])
 SWEEP = [(64, 32, 32, 4, 3), (128, 32, 32, 4, 3), (128, 32, 64, 4, 3), (64, 16, 32, 4, 3), (128, 16, 32, 4, 3),
          (64, 64, 32, 4, 3), (128, 64, 32, 8, 3), (256, 32, 32, 8, 3), (64, 32, 32, 4, 2), (128, 32, 32, 4, 4),
-         (32, 32, 32, 2, 3)]
+         (32, 32, 32, 2, 3), (64, 32, 32, 4, 3, False)]
 
 
 def tone_quality(fn: Callable[[np.ndarray], np.ndarray], orig: int = ORIG, new: int = NEW, n: int = 48000,
@@ -149,15 +149,16 @@ def _gpu_speed(h: Harness, xb: torch.Tensor, julius, batch: int, secs: int) -> N
         except Exception as ex:  # pragma: no cover - a precision this Triton/GPU does not compile
             h.record(f"triton {prec}", 0, "failed", note=f"{type(ex).__name__}: {ex}"[:400])
     best = None
-    for bq, bn, bk, nw, ns in SWEEP:
-        kw = dict(block_q=bq, block_n=bn, block_k=bk, num_warps=nw, num_stages=ns)
+    for bq, bn, bk, nw, ns, *rest in SWEEP:
+        kw = dict(block_q=bq, block_n=bn, block_k=bk, num_warps=nw, num_stages=ns, interior=bool(rest[0]) if rest else True)
         try:
             e = float((mod.resample_triton(xs, plan, **kw).double() - ref).abs().max()) / scale
             t = time_fn(lambda kw=kw: mod.resample_triton(xb, plan, **kw), warmup=2, repeat=10, device=dev)
         except Exception as ex:  # pragma: no cover
             h.record(f"triton sweep {kw}", 0, "failed", note=f"{type(ex).__name__}: {ex}"[:400])
             continue
-        h.record(f"triton tf32x3 sweep bq={bq} bn={bn} bk={bk} w={nw} s={ns}", t["median_s"] * 1e3, "ms",
+        h.record(f"triton tf32x3 sweep bq={bq} bn={bn} bk={bk} w={nw} s={ns}" + ("" if kw["interior"] else " all-masked"),
+                 t["median_s"] * 1e3, "ms",
                  params={**kw, "x_julius": t_j / t["median_s"], "max_rel_err_vs_f64": e,
                          "macs_per_output": mod.macs_per_output(plan, bn, bk)})
         if best is None or t["median_s"] < best[0]:

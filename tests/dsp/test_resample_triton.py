@@ -131,6 +131,24 @@ def test_tile_shapes(tri, bq, bn, bk):
         assert rel_err(y, ref(x, orig, new)) < TOL
 
 
+@pytest.mark.parametrize("orig,new", [(48000, 44100), (44100, 48000), (1, 3)])
+def test_interior_tiles_unmasked(tri, orig, new, monkeypatch):
+    """A signal long enough for unmasked interior tiles gives the same result as all-masked loads
+    (and the unmasked path is really taken: a kernel that loads garbage there would fail)."""
+    x = torch.randn(2, 9000, generator=torch.Generator().manual_seed(5))
+    plan = design(orig, new)
+    bank = tri.bank_for(plan, torch.device("cpu"), 32, 32)
+    tiles = -(-(-(-plan.out_length(9000) // bank.LP)) // 16)
+    inside = [t for t in range(tiles)
+              if t * 16 * bank.MP + bank.b_min >= 0 and (t * 16 + 15) * bank.MP + bank.b_max + bank.KP <= 9000]
+    assert len(inside) >= 2  # the test covers the unmasked path
+    r = ref(x, orig, new)
+    y = tri.resample_triton(x, plan, block_q=16)
+    y0 = tri.resample_triton(x, plan, block_q=16, interior=False)
+    assert rel_err(y, r) < TOL and rel_err(y0, r) < TOL
+    torch.testing.assert_close(y, y0, atol=0, rtol=0)
+
+
 def test_strided_rows_and_nondefault_filter(tri):
     big = torch.randn(4, 2000)
     x = big[::2, 100:1100]  # row stride 4000, not contiguous
@@ -198,11 +216,12 @@ def test_compiles_for_sm90_offline():
         spec = importlib.util.spec_from_file_location("rt", {str(SRC)!r})
         rt = importlib.util.module_from_spec(spec); sys.modules["rt"] = rt; spec.loader.exec_module(rt)
         sig = dict(x_ptr="*fp32", w_ptr="*fp32", b0_ptr="*i32", y_ptr="*fp32", n="i32", n_out="i32",
-                   tiles="i32", x_stride="i32", y_stride="i32")
-        sig.update({{k: "constexpr" for k in ("LP", "MP", "G", "KP", "BQ", "BN", "BK", "PREC")}})
+                   tiles="i32", x_stride="i32", y_stride="i32", b_min="i32", b_max="i32")
+        sig.update({{k: "constexpr" for k in ("LP", "MP", "G", "KP", "BQ", "BN", "BK", "PREC", "INTERIOR")}})
         for prec in ("tf32x3", "ieee"):
             src = ASTSource(fn=rt._resample_kernel, signature=sig,
-                            constexprs=dict(LP=147, MP=160, G=5, KP=192, BQ=64, BN=32, BK=32, PREC=prec))
+                            constexprs=dict(LP=147, MP=160, G=5, KP=192, BQ=64, BN=32, BK=32, PREC=prec,
+                                            INTERIOR=True))
             k = triton.compile(src, target=GPUTarget("cuda", 90, 32), options=dict(num_warps=4, num_stages=3))
             assert len(k.asm["cubin"]) > 1000
             ptx = k.asm["ptx"]

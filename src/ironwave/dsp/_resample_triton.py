@@ -14,7 +14,9 @@ along ``k``, the overlap served from L1/L2), and ``W_g`` is the group's slice of
 the polyphase filter bank laid out so that phase ``r`` puts ``h[r, t]`` at row
 ``base_r - b0_g + t`` (zero elsewhere; zero columns of the whole group trimmed,
 ``KP`` = the widest group rounded up to ``BK``). The left zero padding and the
-right zero extension are load masks (no padded copy of the input); outputs are
+right zero extension are load masks (no padded copy of the input; tiles whose
+windows all lie inside the signal, i.e. all but a row's first and last, load
+without masks); outputs are
 stored straight into the ``[rows, ceil(n L / M)]`` result (no slicing copy).
 
 Ratios with few phases (``L < BN``: 2:1, 1:3, 16k -> 48k, ...) are computed on
@@ -56,31 +58,52 @@ BLOCK_N = 32
 BLOCK_K = 32
 NUM_WARPS = 4
 NUM_STAGES = 3
+INTERIOR = True  # unmasked loads for tiles whose windows all lie inside the signal
 MAX_KP = 4096  # widest group window (input samples); beyond: the torch path
 MAX_PHASES = 4096  # L' (phases per super-hop); beyond: the torch path
 
 
 @triton.jit
+def _group_tile(xrow, w_ptr, g, b0, q, n, KP: tl.constexpr, BQ: tl.constexpr, BN: tl.constexpr,
+                BK: tl.constexpr, PREC: tl.constexpr, MP: tl.constexpr, MASKED: tl.constexpr):
+    """``Xwin[BQ, KP] @ W_g[KP, BN]`` for one phase group (``MASKED``: zero outside ``[0, n)``)."""
+    kk = tl.arange(0, BK)
+    nn = tl.arange(0, BN)
+    acc = tl.zeros([BQ, BN], dtype=tl.float32)
+    for k0 in range(0, KP, BK):
+        p = q[:, None] * MP + (b0 + k0) + kk[None, :]
+        if MASKED:
+            a = tl.load(xrow + p, mask=(p >= 0) & (p < n), other=0.0)
+        else:
+            a = tl.load(xrow + p)
+        w = tl.load(w_ptr + (g * KP + k0) * BN + kk[:, None] * BN + nn[None, :])
+        acc = tl.dot(a, w, acc, input_precision=PREC)
+    return acc
+
+
+@triton.jit
 def _resample_kernel(x_ptr, w_ptr, b0_ptr, y_ptr,
-                     n, n_out, tiles, x_stride, y_stride,
+                     n, n_out, tiles, x_stride, y_stride, b_min, b_max,
                      LP: tl.constexpr, MP: tl.constexpr, G: tl.constexpr, KP: tl.constexpr,
-                     BQ: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, PREC: tl.constexpr):
+                     BQ: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, PREC: tl.constexpr,
+                     INTERIOR: tl.constexpr):
     pid = tl.program_id(0)
     row = pid // tiles
     tile = pid - row * tiles
     q = tile * BQ + tl.arange(0, BQ)  # super-hop indices of this tile
     xrow = x_ptr + row.to(tl.int64) * x_stride
     yrow = y_ptr + row.to(tl.int64) * y_stride
-    kk = tl.arange(0, BK)
     nn = tl.arange(0, BN)
+    # interior tiles (every window inside [0, n): all but the first and last tiles of a row) load unmasked
+    lo = tile * (BQ * MP) + b_min
+    hi = (tile * BQ + BQ - 1) * MP + b_max + KP
+    inside = (lo >= 0) & (hi <= n)
     for g in range(G):
         b0 = tl.load(b0_ptr + g)  # input offset of the group's window (left padding included)
-        acc = tl.zeros([BQ, BN], dtype=tl.float32)
-        for k0 in range(0, KP, BK):
-            p = q[:, None] * MP + (b0 + k0) + kk[None, :]
-            a = tl.load(xrow + p, mask=(p >= 0) & (p < n), other=0.0)
-            w = tl.load(w_ptr + (g * KP + k0) * BN + kk[:, None] * BN + nn[None, :])
-            acc = tl.dot(a, w, acc, input_precision=PREC)
+        if INTERIOR and inside:
+            acc = _group_tile(xrow, w_ptr, g, b0, q, n, KP, BQ, BN, BK, PREC, MP, False)
+        else:
+            acc = _group_tile(xrow, w_ptr, g, b0, q, n, KP, BQ, BN, BK, PREC, MP, True)
         col = g * BN + nn
         m = q[:, None] * LP + col[None, :]
         tl.store(yrow + m, acc, mask=(col[None, :] < LP) & (m < n_out))
@@ -99,6 +122,8 @@ class Bank:
     BK: int
     w: torch.Tensor  # [G, KP, BN] float32
     b0: torch.Tensor  # [G] int32: window start of group g relative to the unpadded input
+    b_min: int  # min / max of b0
+    b_max: int
 
 
 def super_hop(L: int, BN: int) -> int:
@@ -150,7 +175,7 @@ def build_bank(h: torch.Tensor, base: list[int], L: int, M: int, left_pad: int, 
         w[g, : blk.shape[0]] = blk
     del taps
     return Bank(U, LP, MP, G, KP, BN, BK, w.to(device=device, dtype=torch.float32),
-                torch.tensor(starts, dtype=torch.int32, device=device))
+                torch.tensor(starts, dtype=torch.int32, device=device), min(starts), max(starts))
 
 
 _BANKS: dict[tuple, Optional[Bank]] = {}
@@ -173,7 +198,8 @@ def supported(plan: Any, device: torch.device, BN: int = BLOCK_N, BK: int = BLOC
 
 def resample_triton(x: torch.Tensor, plan: Any, *, precision: str = DEFAULT_PRECISION,
                     block_q: int = BLOCK_Q, block_n: int = BLOCK_N, block_k: int = BLOCK_K,
-                    num_warps: int = NUM_WARPS, num_stages: int = NUM_STAGES) -> torch.Tensor:
+                    num_warps: int = NUM_WARPS, num_stages: int = NUM_STAGES,
+                    interior: bool = INTERIOR) -> torch.Tensor:
     """Resample ``x [rows, n]`` (float32) with *plan*: ``[rows, ceil(n L / M)]`` float32.
 
     Same output as the torch path of :func:`ironwave.dsp.resample.resample` (zero-phase,
@@ -186,6 +212,8 @@ def resample_triton(x: torch.Tensor, plan: Any, *, precision: str = DEFAULT_PREC
         block_q / block_n / block_k: tile of super-hops, phases and input samples
             (powers of two >= 16).
         num_warps / num_stages: Triton launch options.
+        interior: load the windows of interior tiles (all inside the signal) without
+            masks (False: every tile masked; for comparisons).
 
     Raises:
         ValueError: bad precision/tiles or a dtype other than float32.
@@ -214,9 +242,9 @@ def resample_triton(x: torch.Tensor, plan: Any, *, precision: str = DEFAULT_PREC
     if R * tiles >= 2**31 or n_out + bank.LP * block_q >= 2**31 or n + bank.MP * block_q + bank.KP >= 2**31:
         raise Unsupported("signal too long for the Triton kernel's 32-bit indexing")
     _resample_kernel[(R * tiles,)](
-        x, bank.w, bank.b0, y, n, n_out, tiles, x.stride(0), y.stride(0),
+        x, bank.w, bank.b0, y, n, n_out, tiles, x.stride(0), y.stride(0), bank.b_min, bank.b_max,
         LP=bank.LP, MP=bank.MP, G=bank.G, KP=bank.KP, BQ=block_q, BN=block_n, BK=block_k, PREC=precision,
-        num_warps=num_warps, num_stages=num_stages)
+        INTERIOR=bool(interior), num_warps=num_warps, num_stages=num_stages)
     return y
 
 

@@ -20,6 +20,8 @@ of the ``[.., q, L]`` output (which *is* the time-major output layout, no
 transpose). ``G = 1`` is the classic single-call form (weight ``[M + taps, L]``);
 ``G`` is chosen by a cost model (more groups on the CPU, where FLOPs are dear;
 fewer on CUDA, where the strided-copy traffic is). No Python loop over samples.
+On CUDA, float32 without autograd runs a Triton kernel of the same product instead
+(:mod:`ironwave.dsp._resample_triton`; ``backend=`` selects).
 
 Streaming: :class:`Resampler` gives block-by-block output equal to the offline
 output for any block sizes, with :attr:`Resampler.latency` samples of delay.
