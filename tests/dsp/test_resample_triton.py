@@ -302,7 +302,6 @@ def test_unsupported_falls_back_silently_and_success_counts(monkeypatch):
 
 
 # --------------------------------------------------------------------------- (c) GPU
-gpu = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
 
 @pytest.mark.parametrize("precision", ["tf32x3", "ieee"])
