@@ -147,7 +147,6 @@ def build_bank(h: torch.Tensor, base: list[int], L: int, M: int, left_pad: int, 
     LP, MP = U * L, U * M
     if LP > MAX_PHASES:
         return None
-    taps = h.shape[1]
     nz = (h != 0).any(dim=0).nonzero().flatten()
     t_lo, t_hi = (int(nz[0]), int(nz[-1]) + 1) if nz.numel() else (0, 1)
     G = -(-LP // BN)
@@ -173,7 +172,6 @@ def build_bank(h: torch.Tensor, base: list[int], L: int, M: int, left_pad: int, 
     w = torch.zeros(G, KP, BN, dtype=torch.float64)
     for g, blk in enumerate(blocks):
         w[g, : blk.shape[0]] = blk
-    del taps
     return Bank(U, LP, MP, G, KP, BN, BK, w.to(device=device, dtype=torch.float32),
                 torch.tensor(starts, dtype=torch.int32, device=device), min(starts), max(starts))
 
