@@ -177,8 +177,10 @@ class _Oscillator(Node):
             inc.copy_(f)  # broadcast [n,1,1] or [n,1,F] -> [n,1,F]
             inc.div_(self.k64(float(self.sample_rate)))
             if fm:
-                torch.exp2(ins[0], out=self.tmp)
-                self.tmp64.copy_(self.tmp)
+                # 2**fm in float64: a float32 exp2 differs by an ulp between CPU and CUDA, and
+                # that increment error accumulates in the phase (then x 2/dt at a polyBLEP edge).
+                self.tmp64.copy_(ins[0])
+                self.tmp64.exp2_()
                 inc.mul_(self.tmp64)
             torch.cumsum(inc, dim=-1, out=ph)
             ph.add_(self.phase)
