@@ -200,7 +200,6 @@ class Plan:
         self.batch = batch
         an = self.analysis = analyse(graph, resources.in_channels, resources.out_channels)
         F = frames
-        always = self.cuda
         # -- groups ----------------------------------------------------------
         keyed: dict[tuple, list[NodeId]] = {}
         fb_delays = {e.dst for e in an.schedule.feedback}
@@ -243,7 +242,7 @@ class Plan:
             k.param_init = torch.tensor(init, dtype=torch.float32).reshape(len(ids), len(pnames)) if pnames else torch.zeros(len(ids), 1)
             k.feedback = fb
             k.prepare()
-            bank = ParamBank(len(ids), pnames, init, F, device, always_ramp=always)
+            bank = ParamBank(len(ids), pnames, init, F, device)
             g = Group(typ, level, c, list(ids), [s.name for s in specs], k, bank, feedback=fb)
             for port in cls.outputs:
                 pc = cls.port_channels(port, c, False)
@@ -270,10 +269,15 @@ class Plan:
         self.host_groups = [g for g in self.groups if g.kernel.host_io]
         self.banks = [g.bank for g in self.groups]
         self.latency = max((getattr(g.kernel, "latency", 0) for g in self.groups), default=0)
-        self.steps = self._build_steps()
+        self.steps = self._build_steps(update=True)
+        # CUDA: the steady graph has no parameter copies, ramps or coefficient rebuilds
+        self.steady_steps = self._build_steps(update=False) if self.cuda else self.steps
+        self.ramp_banks = [b for b in self.banks if b.P]
         self.transfers = self._build_transfers(prev) if prev is not None else []
         self.prev_id = prev.id if prev is not None else None
-        self.cuda_graph: torch.cuda.CUDAGraph | None = None
+        self.cuda_graph: torch.cuda.CUDAGraph | None = None  # update graph (ramps, coefficient rebuilds)
+        self.steady_graph: torch.cuda.CUDAGraph | None = None  # constant parameters
+        self.two_graphs = False  # CPU: emulate the CUDA update/steady selection (tests)
         if self.cuda and (capture is None or capture):
             self.capture()
 
@@ -339,13 +343,17 @@ class Plan:
             k.process(ins, outs, p)
         return step
 
-    def _build_steps(self) -> list[Callable[[], None]]:
+    def _build_steps(self, update: bool = True) -> list[Callable[[], None]]:
+        """The block's steps. CUDA ``update=False``: no parameter (ctrl) copies; the banks
+        are forced to constant mode while that list is captured (see :meth:`capture`)."""
         res = self.resources
         steps: list[Callable[[], None]] = []
         if self.cuda:
             steps.append(lambda: res.input_buffer.copy_(res.host_in, non_blocking=True))
-            for b in self.banks:
-                steps.append(lambda b=b: b.ctrl_dev.copy_(b.ctrl, non_blocking=True))
+            if update:
+                for b in self.banks:
+                    if b.P:
+                        steps.append(lambda b=b: b.ctrl_dev.copy_(b.ctrl, non_blocking=True))
         if not self.has_output:
             steps.append(res.output_buffer.zero_)
         for g in self.groups:
@@ -367,29 +375,54 @@ class Plan:
     def _all_state(self) -> list[torch.Tensor]:
         return [t for g in self.groups for t in g.state().values()]
 
+    def _force(self, mode: bool | None) -> None:
+        for b in self.banks:
+            b.force = mode
+
+    def _capture_one(self, steps: list[Callable[[], None]], mode: bool,
+                     pool: Any = None) -> torch.cuda.CUDAGraph:
+        dev = self.device
+        self._force(mode)
+        try:
+            stream = torch.cuda.Stream(dev)
+            stream.wait_stream(torch.cuda.current_stream(dev))
+            with torch.cuda.stream(stream):
+                for _ in range(2):
+                    for s in steps:
+                        s()
+            torch.cuda.current_stream(dev).wait_stream(stream)
+            torch.cuda.synchronize(dev)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, pool=pool, capture_error_mode="thread_local"):
+                for s in steps:
+                    s()
+            torch.cuda.synchronize(dev)
+        finally:
+            self._force(None)
+        return graph
+
     def capture(self) -> None:
-        """Capture the whole block as a CUDA graph (state is restored after warm-up)."""
+        """Capture the block as two CUDA graphs (state is restored after warm-up):
+
+        * the **update** graph: parameter copies host->device, ramps (every bank in ramp
+          mode) and coefficient rebuilds (``Node.update``), then every level;
+        * the **steady** graph: every level with constant parameters (kernels read the
+          current targets in place), no ramp or coefficient work.
+
+        :meth:`run` replays the update graph while any bank has ``ramp_left > 0`` (a host
+        integer) and the steady graph otherwise. Both share one memory pool (never replayed
+        concurrently).
+        """
         dev = self.device
         snap = [t.clone() for t in self._all_state()]
-        stream = torch.cuda.Stream(dev)
-        stream.wait_stream(torch.cuda.current_stream(dev))
-        with torch.cuda.stream(stream):
-            for _ in range(2):
-                for s in self.steps:
-                    s()
-        torch.cuda.current_stream(dev).wait_stream(stream)
-        torch.cuda.synchronize(dev)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-            for s in self.steps:
-                s()
-        torch.cuda.synchronize(dev)
+        upd = self._capture_one(self.steps, True)
+        steady = self._capture_one(self.steady_steps, False, pool=upd.pool())
         for t, v in zip(self._all_state(), snap):
             t.copy_(v)
         for b in self.banks:
             b.ctrl[:, :, 3].zero_()
         torch.cuda.synchronize(dev)
-        self.cuda_graph = graph
+        self.cuda_graph, self.steady_graph = upd, steady
 
     def _build_transfers(self, prev: "Plan") -> list[tuple]:
         """Index copies moving surviving nodes' state from *prev* into this plan."""
@@ -428,17 +461,49 @@ class Plan:
         for b in self.banks:
             b.ramp_left = max(b.ramp_left, 2)
 
+    def _pick_update(self) -> bool:
+        """Host-side choice of the CUDA graph: the update graph while any bank ramps."""
+        for b in self.ramp_banks:
+            if b.ramp_left > 0:
+                return True
+        return False
+
+    def _after_update(self) -> None:
+        """After an update-graph block: count the ramp block, clear host new-ramp flags."""
+        for b in self.ramp_banks:
+            if b.ramp_left > 0:
+                b.ramp_left -= 1
+            if b.dirty:
+                b.ctrl[:, :, 3].zero_()
+                b.dirty = False
+
     def run(self) -> None:
-        """Process one block: ``resources.host_in`` -> ``resources.host_out``."""
+        """Process one block: ``resources.host_in`` -> ``resources.host_out``.
+
+        CPU: eager steps, each bank ramping only while it has ``ramp_left > 0``. CUDA:
+        replay the update graph while any bank ramps, the steady graph otherwise
+        (``two_graphs = True`` runs that same selection eagerly on the CPU, for tests).
+        """
         for g in self.host_groups:
             g.kernel.pre_host()
         if self.cuda_graph is not None:
-            self.cuda_graph.replay()
-            torch.cuda.current_stream(self.device).synchronize()
-            for b in self.banks:
-                if b.dirty:
-                    b.ctrl[:, :, 3].zero_()
-                    b.dirty = False
+            if self.steady_graph is None or self._pick_update():
+                self.cuda_graph.replay()
+                torch.cuda.current_stream(self.device).synchronize()
+                self._after_update()
+            else:
+                self.steady_graph.replay()
+                torch.cuda.current_stream(self.device).synchronize()
+        elif self.two_graphs:  # CPU emulation of the CUDA path (same host logic, eager steps)
+            upd = self._pick_update()
+            self._force(upd)
+            try:
+                for s in (self.steps if upd else self.steady_steps):
+                    s()
+            finally:
+                self._force(None)
+            if upd:
+                self._after_update()
         else:
             for s in self.steps:
                 s()
@@ -487,7 +552,7 @@ class NaiveRunner:
             k.param_init = torch.tensor(init, dtype=torch.float32).reshape(1, len(pn)) if pn else torch.zeros(1, 1)
             k.feedback = v in fb
             k.prepare()
-            bank = ParamBank(1, pn, init, frames, device, always_ramp=device.type == "cuda")
+            bank = ParamBank(1, pn, init, frames, device)
             ports = [(p, cls.port_channels(p, c, True)) for p in cls.inputs]
             for p in cls.outputs:
                 self.outputs[(v, p)] = torch.zeros(1, cls.port_channels(p, c, False), frames, device=device)

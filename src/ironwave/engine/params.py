@@ -14,9 +14,16 @@ rows can be moved between plans):
   inside the captured graph, so the graph sees new values.
 * ``cur, start, elapsed [n, P]``: device state, updated in place every block.
 
-Per block the bank yields per-sample values ``[n, P, frames]`` (or, on the
-CPU when no ramp is active, the constant targets ``[n, P, 1]``), allocating
-nothing.
+Per block the bank yields per-sample values ``[n, P, frames]`` while a ramp is
+active, or the constant targets ``[n, P, 1]`` (views of ``ctrl``) when none is,
+allocating nothing. Which of the two is decided on the host from ``ramp_left``
+(an integer the audio thread already owns: no device sync). A ramp keeps the
+bank in ramp mode for ``ceil((total + offset) / frames) + 1`` blocks, so the
+last ramped block writes the exact target into ``cur`` before the bank goes
+back to the constant views. On CUDA the plan captures two graphs, one with
+every bank forced to ramp mode (``force = True``) and one with every bank
+constant (``force = False``), and replays the update graph while any bank of
+the plan has ``ramp_left > 0``.
 """
 from __future__ import annotations
 
@@ -58,14 +65,17 @@ class ParamBank:
     """Smoothed parameter state of one group (see module docs)."""
 
     def __init__(self, n: int, names: list[str], initial: list[list[float]], frames: int, device: torch.device,
-                 always_ramp: bool) -> None:
+                 always_ramp: bool = False) -> None:
         self.n, self.P, self.F = n, len(names), frames
         self.names = names
         self.device = device
         self.always_ramp = always_ramp
         self._consts: dict[float, torch.Tensor] = {}
-        self.ramp_left = 0  # CPU: blocks left with an active ramp (host-side)
+        self.ramp_left = 0  # blocks left with an active ramp (host-side; CUDA: update graph while > 0)
         self.dirty = False  # CUDA: host mirror flags need clearing after the block
+        # None: decide from ramp_left (eager run); True/False: force ramp/constant mode
+        # (set by the plan while it captures its update/steady CUDA graphs)
+        self.force: bool | None = True if always_ramp else None
         P = max(self.P, 1)
         init = torch.tensor(initial, dtype=torch.float32).reshape(n, self.P) if self.P else torch.zeros(n, 1)
         cuda = device.type == "cuda"
@@ -114,10 +124,16 @@ class ParamBank:
     # -- audio thread: per block -------------------------------------------
     def views(self) -> list[torch.Tensor]:
         """Param values for this block: ``[n, 1, F]`` (ramping) or ``[n, 1, 1]`` views."""
-        if self.always_ramp or self.ramp_left > 0:
-            self.ramp()
+        f = self.force
+        if f is None:
             if self.ramp_left > 0:
                 self.ramp_left -= 1
+                if self.P:
+                    self.ramp()
+                    return self.ramp_views
+            return self.const_views
+        if f and self.P:
+            self.ramp()
             return self.ramp_views
         return self.const_views
 
