@@ -91,3 +91,51 @@ def test_cuda_graph_equals_cpu_naive(ir_path, seed, n):
     rel_rms = float(err.pow(2).mean().sqrt() / yn.double().pow(2).mean().sqrt().clamp_min(1e-12))
     assert rel_rms <= 1e-6, f"relative RMS error {rel_rms:.3g}"
     assert float(err.abs().max()) <= 1e-5 * scale, f"max diff {float(err.abs().max())} (scale {scale})"
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10**6), n=st.integers(1, 40))
+def test_two_graph_selection_matches_naive(ir_path, seed, n):
+    """The CUDA path's host logic (update graph while any bank ramps, else the steady graph
+    with constant params and no coefficient rebuild), run eagerly on the CPU, matches the
+    node-by-node reference, and falls back to the steady graph once ramps end."""
+    g = random_graph(seed, n, ir_path)
+    x = torch.randn(2, 64 * 8, generator=torch.Generator().manual_seed(seed))
+    two = Engine(g, block=64, device="cpu")
+    two.plan.two_graphs = True
+    picks = []
+    orig = two.plan._pick_update
+
+    def spy():
+        r = orig()
+        picks.append(r)
+        return r
+    two.plan._pick_update = spy  # type: ignore[method-assign]
+    naive = Engine(g, block=64, device="cpu", batch=False)
+    yt = run_blocks(two, x, _automation(seed, g))
+    yn = run_blocks(naive, x, _automation(seed, g))
+    assert torch.isfinite(yt).all()
+    scale = max(1.0, float(yn.abs().max()))
+    assert float((yt - yn).abs().max()) <= 1e-6 * scale
+    if any(s.type in ("gain", "biquad") for s in g.nodes()):
+        assert any(picks[2:4]), picks  # the automation's ramps ran through the update path
+    assert picks[-1] is False, picks  # and the plan went back to the steady graph
+
+
+def test_steady_block_op_counts():
+    """Steady blocks: no ramp machinery, no float64 operator rebuild (op counts ~ CUDA kernels)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from benchmarks.bench_engine import chain, voices
+
+    ch = Engine(chain(16), block=128, device="cpu")
+    ch.process_block()
+    steady = ch.plan.op_counts(update=False)
+    assert steady["ops"] <= 20, steady  # 14 gain muls + input/output copies
+    assert "where" not in steady["by_op"] and "exp_" not in steady["by_op"]
+    assert ch.plan.op_counts(update=True)["ops"] > 200  # the counter counts the ramp machinery
+    v = Engine(voices(4), block=128, device="cpu", in_channels=1, out_channels=1)
+    v.process_block()
+    vs, vu = v.plan.op_counts(update=False), v.plan.op_counts(update=True)
+    assert vs["float64_matmuls"] == 0 and vs["by_op"].get("bmm", 0) >= 1, vs
+    assert vu["float64_matmuls"] > 0, vu  # the biquad operator rebuild (update graph only)
+    assert vs["ops"] <= 70, vs

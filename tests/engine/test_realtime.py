@@ -225,7 +225,7 @@ def test_cuda_graph_no_allocation_and_matches_cpu():
 
     cpu = Engine(rt_graph(), block=128, device="cpu")
     gpu = Engine(rt_graph(), block=128, device="cuda")
-    assert gpu.plan.cuda_graph is not None
+    assert gpu.plan.cuda_graph is not None and gpu.plan.steady_graph is not None
     for k in range(20):
         if k == 5:
             for e in (cpu, gpu):
@@ -233,4 +233,8 @@ def test_cuda_graph_no_allocation_and_matches_cpu():
                 e.set_param("lp", "freq", 800.0, ramp=0.01)
         x = torch.randn(2, 128, generator=torch.Generator().manual_seed(k))
         torch.testing.assert_close(gpu.process(x), cpu.process(x), atol=2e-5, rtol=1e-4)
+    assert not gpu.plan._pick_update()  # ramps are over: the steady graph replays
     assert count_cuda_allocations(gpu.process_block, n=20) == 0
+    gpu.set_param("lp", "freq", 1500.0, ramp=0.01)  # update graph (ramps, coefficient rebuild)
+    assert gpu.plan._pick_update()
+    assert count_cuda_allocations(gpu.process_block, n=3) == 0

@@ -510,6 +510,42 @@ class Plan:
         for g in self.host_groups:
             g.kernel.post_host()
 
+    def op_counts(self, update: bool = False) -> dict[str, Any]:
+        """Diagnostics: the aten ops one block launches (≈ kernels in the captured CUDA graph).
+
+        Runs the block's steps once, eagerly, with every bank forced to ramp mode
+        (``update=True``: what the update graph holds) or constant mode (the steady graph),
+        counting dispatched aten ops except views. Advances the state by one block.
+
+        Returns ``{"ops": total, "float64_matmuls": n, "by_op": {name: count}}``.
+        """
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        mm = {"bmm", "mm", "baddbmm", "addmm", "addbmm", "matmul", "addmv", "mv", "dot"}
+        by: dict[str, int] = {}
+        f64 = [0]
+
+        class _Count(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+                kwargs = kwargs or {}
+                if not func.is_view:
+                    name = func.overloadpacket.__name__
+                    by[name] = by.get(name, 0) + 1
+                    if name in mm and any(isinstance(a, torch.Tensor) and a.dtype == torch.float64
+                                          for a in (*args, *kwargs.values())):
+                        f64[0] += 1
+                return func(*args, **kwargs)
+
+        steps = self.steps if update else self.steady_steps
+        self._force(update)
+        try:
+            with _Count():
+                for s in steps:
+                    s()
+        finally:
+            self._force(None)
+        return {"ops": sum(by.values()), "float64_matmuls": f64[0], "by_op": dict(sorted(by.items(), key=lambda kv: -kv[1]))}
+
     def close(self) -> None:
         """Release kernel resources (control thread, after the plan was retired)."""
         for g in self.groups:
