@@ -185,8 +185,14 @@ DCONV_CHUNK_ELEMENTS = 1 << 22
 
 
 def _dconv_apply(dconv: DConv, y: torch.Tensor, freq: bool, max_elements: int | None = None) -> torch.Tensor:
-    """Apply *dconv* over time to ``[b, c, t]`` or, per frequency row, to ``[b, c, fr, t]``; chunked when large."""
-    limit = DCONV_CHUNK_ELEMENTS if max_elements is None else max_elements
+    """Apply *dconv* over time to ``[b, c, t]`` or, per frequency row, to ``[b, c, fr, t]``; chunked when large.
+
+    The default limit is :data:`DCONV_CHUNK_ELEMENTS` *per batch item*: a batch of n segments is split into
+    as many chunks as one segment (each n times larger), so batched forwards keep large, efficient kernels
+    (a fixed element limit serialised a batch of 8 into 8-16x more, smaller launches) while the memory of a
+    batch-1 forward stays bounded. An explicit *max_elements* is an absolute limit (tests).
+    """
+    limit = DCONV_CHUNK_ELEMENTS * max(1, y.shape[0]) if max_elements is None else max_elements
     if not freq:
         b = y.shape[0]
         per = max(1, limit // max(1, y[0].numel()))
@@ -278,9 +284,14 @@ def overlap_add(frames: torch.Tensor, hop: int) -> torch.Tensor:
 
     ``F.fold`` (col2im): one gather kernel, no host synchronisation (CUDA-graph safe).
     """
-    b, nfr, n = frames.shape
+    return _fold(frames.transpose(1, 2), hop)
+
+
+def _fold(cols: torch.Tensor, hop: int) -> torch.Tensor:
+    """Overlap-add of ``cols [batch, n, n_frames]`` (frame samples along dim 1) -> ``[batch, out_len]``."""
+    b, n, nfr = cols.shape
     out_len = n + hop * (nfr - 1)
-    y = F.fold(frames.transpose(1, 2), output_size=(1, out_len), kernel_size=(1, n), stride=(1, hop))
+    y = F.fold(cols, output_size=(1, out_len), kernel_size=(1, n), stride=(1, hop))
     return y.view(b, out_len)
 
 
@@ -314,10 +325,11 @@ def istft(z: torch.Tensor, n_fft: int, hop_length: int, window: torch.Tensor, *,
         raise InvalidParameter(f"istft: {freqs} frequency bins do not match n_fft={n_fft} (expected {n_fft // 2 + 1})")
     if window.shape[-1] != n_fft:
         raise InvalidParameter(f"istft: window of {window.shape[-1]} samples, expected n_fft={n_fft}")
-    frames = torch.fft.irfft(z.reshape(-1, freqs, nfr).transpose(1, 2), n=n_fft, dim=-1,
-                             norm="ortho" if normalized else "backward")
-    frames = frames * window
-    y = overlap_add(frames, hop_length)
+    # irfft along the frequency dim gives frames as [batch, n_fft, frames]: F.fold's own layout (no transposed
+    # copy); the window is applied in place (the irfft output is a fresh tensor)
+    frames = torch.fft.irfft(z.reshape(-1, freqs, nfr), n=n_fft, dim=1, norm="ortho" if normalized else "backward")
+    frames.mul_(window[:, None])
+    y = _fold(frames, hop_length)
     del frames
     expected = y.shape[-1]
     start = n_fft // 2 if center else 0
@@ -339,7 +351,8 @@ def istft(z: torch.Tensor, n_fft: int, hop_length: int, window: torch.Tensor, *,
             if envelope_cache is not None:
                 envelope_cache[key] = env
         # during a capture the envelope is recomputed inside the graph (correct on every replay) and not cached
-    y = y[:, start:stop] / env
+    y = y[:, start:stop]
+    y.div_(env)  # in place: y is a view of the fresh overlap-add output
     if end > expected:
         y = F.pad(y, (0, end - expected))
     return y.view(*other, y.shape[-1])
@@ -629,6 +642,30 @@ class HTDemucs(nn.Module):
                   envelope_cache=self._envelope)
         return x[..., pad:pad + length]
 
+    def _ispec_real(self, x: torch.Tensor, std: torch.Tensor, mean: torch.Tensor, b: int, s: int, fq: int,
+                    t_: int, length: int) -> torch.Tensor:
+        """Decoder output ``x [b, s*c*2, fq, t]`` (real/imag planes) -> waveforms ``[b, s, c, length]``.
+
+        Equals ``_ispec(view_as_complex(x * std + mean ...))`` but writes the de-normalised values straight
+        into the zero-padded complex buffer the iSTFT needs (one buffer instead of a scaled copy, a
+        contiguous permuted copy and two padded copies).
+        """
+        x = x.view(b, s, -1, 2, fq, t_)
+        zpad = torch.zeros(b, s, x.shape[2], fq + 1, t_ + 4, dtype=torch.complex64, device=x.device)
+        zr = torch.view_as_real(zpad)[..., :fq, 2:2 + t_, :]  # [b, s, c, fq, t, 2]
+        # same float ops as demucs: (x * std) + mean, in float32
+        zr.copy_(x.permute(0, 1, 2, 4, 5, 3))  # (casts a bf16/fp16 decoder output to float32)
+        zr.mul_(std.float().view(b, 1, 1, 1, 1, 1))
+        zr.add_(mean.float().view(b, 1, 1, 1, 1, 1))
+        del x, zr
+        hl = self.hop_length
+        pad = hl // 2 * 3
+        le = hl * int(math.ceil(length / hl)) + 2 * pad
+        n_fft = 2 * zpad.shape[-2] - 2
+        y = istft(zpad, n_fft, hl, self._hann(n_fft, zpad.device, torch.float32), normalized=True, center=True,
+                  length=le, envelope_cache=self._envelope)
+        return y[..., pad:pad + length]
+
     # ---------------------------------------------------------------- forward
     def forward(self, mix: torch.Tensor, time_only: bool = False) -> torch.Tensor:
         """Separate ``mix [batch, audio_channels, time]`` into ``[batch, sources, audio_channels, time]``.
@@ -651,6 +688,7 @@ class HTDemucs(nn.Module):
         z = self._spec(mix32)
         b, c_, fq, t_ = z.shape
         x = torch.view_as_real(z).permute(0, 1, 4, 2, 3).reshape(b, c_ * 2, fq, t_)
+        del z  # the (complex) input spectrogram is not needed any more (x is a copy)
         x = x.to(mix.dtype)
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
         std = x.std(dim=(1, 2, 3), keepdim=True)
@@ -701,6 +739,7 @@ class HTDemucs(nn.Module):
                 pre = None
             else:
                 x, pre = decode(x, skip, lengths.pop(-1))
+            del skip  # free each skip as soon as it is consumed (it would otherwise live one more layer)
             if idx >= offset:
                 tdec = self.tdecoder[idx - offset]
                 length_t = lengths_t.pop(-1)
@@ -708,18 +747,17 @@ class HTDemucs(nn.Module):
                     xt, _ = tdec(pre[:, :, 0], None, length_t)
                 else:
                     xt, _ = tdec(xt, saved_t.pop(-1), length_t)
+            del pre
 
         s = len(self.sources)
         xt = xt.view(b, s, -1, out_len) * stdt[:, None] + meant[:, None]
         if time_only:
             out = xt
         else:
-            x = x.view(b, s, -1, fq, t_).float() * std[:, None].float() + mean[:, None].float()
-            bb, ss, cc, ff, tt = x.shape
-            zout = torch.view_as_complex(x.view(bb, ss, -1, 2, ff, tt).permute(0, 1, 2, 4, 5, 3).contiguous())
-            xs = self._ispec(zout, out_len)
-            out = xt.float() + xs
-            out = out.to(mix.dtype) if mix.dtype != torch.float32 else out
+            xs = self._ispec_real(x, std, mean, b, s, fq, t_, out_len)
+            del x
+            xs += xt.float()  # == xt + xs of demucs (addition commutes exactly); in place on a fresh tensor
+            out = xs.to(mix.dtype) if mix.dtype != torch.float32 else xs
         if length_pre_pad:
             out = out[..., :length_pre_pad]
         return out
