@@ -343,20 +343,52 @@ class Plan:
             k.process(ins, outs, p)
         return step
 
+    def _io_groups(self) -> tuple[Group | None, Group | None]:
+        """Input/output groups whose host copies can target the arena directly (no DtoD hop)."""
+        res = self.resources
+        in_g = next((g for g in self.groups if g.type == "input"), None)
+        out_g = next((g for g in self.groups if g.type == "output"), None)
+        if in_g is not None and not (in_g.n == 1 and in_g.outs[0][0].shape == res.host_in.shape):
+            in_g = None
+        if out_g is not None:
+            src = out_g.ins[0][0]
+            if not (out_g.n == 1 and src.shape == res.host_out.shape and src.is_contiguous()):
+                out_g = None
+        return in_g, out_g
+
     def _build_steps(self, update: bool = True) -> list[Callable[[], None]]:
         """The block's steps. CUDA ``update=False``: no parameter (ctrl) copies; the banks
-        are forced to constant mode while that list is captured (see :meth:`capture`)."""
+        are forced to constant mode while that list is captured (see :meth:`capture`).
+
+        The host input block is copied straight into the input node's arena slot and the
+        output node's gathered input straight into the host output block (on CUDA: one
+        HtoD and one DtoH copy, no device-to-device hop through ``input_buffer`` /
+        ``output_buffer``)."""
         res = self.resources
+        nb = self.cuda
         steps: list[Callable[[], None]] = []
-        if self.cuda:
+        in_g, out_g = self._io_groups()
+        if in_g is not None:
+            dst_in = in_g.outs[0][0]
+            steps.append(lambda: dst_in.copy_(res.host_in, non_blocking=nb))
+        elif self.cuda:
             steps.append(lambda: res.input_buffer.copy_(res.host_in, non_blocking=True))
-            if update:
-                for b in self.banks:
-                    if b.P:
-                        steps.append(lambda b=b: b.ctrl_dev.copy_(b.ctrl, non_blocking=True))
+        if self.cuda and update:
+            for b in self.banks:
+                if b.P:
+                    steps.append(lambda b=b: b.ctrl_dev.copy_(b.ctrl, non_blocking=True))
         if not self.has_output:
             steps.append(res.output_buffer.zero_)
         for g in self.groups:
+            if g is in_g:
+                continue
+            if g is out_g:
+                def out_step(gathers=g.gathers, src=g.ins[0][0]) -> None:
+                    for fn in gathers:
+                        fn()
+                    res.host_out.copy_(src, non_blocking=nb)
+                steps.append(out_step)
+                continue
             steps.append(self._group_step(g))
         for g in self.groups:
             if g.feedback:
@@ -369,7 +401,8 @@ class Plan:
             for g in self.groups:
                 for name, m in g.host_mirror.items():
                     steps.append(lambda m=m, t=g.kernel.state[name]: m.copy_(t, non_blocking=True))
-            steps.append(lambda: res.host_out.copy_(res.output_buffer, non_blocking=True))
+            if out_g is None:
+                steps.append(lambda: res.host_out.copy_(res.output_buffer, non_blocking=True))
         return steps
 
     def _all_state(self) -> list[torch.Tensor]:
