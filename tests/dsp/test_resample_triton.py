@@ -265,22 +265,25 @@ class _Stub:
         return torch.full((x.shape[0], plan.out_length(x.shape[-1])), 7.0)
 
 
+from ironwave.dsp import _optional  # noqa: E402  (the shared cache of optional kernel modules)
+
+
 def test_fallback_warns_once(monkeypatch):
     plan = design(48000, 44100)
     x = torch.randn(1, 500)
     stub = _Stub("fail")
-    monkeypatch.setitem(rsmod._TRITON, "mod", stub)
+    monkeypatch.setitem(_optional._MODULES, rsmod._TRITON_MOD, stub)
     telemetry.reset()
     with pytest.warns(RuntimeWarning, match="Triton kernel failed.*PTX too new"):
         assert rsmod._run_triton(x, plan, "auto") is None
-    assert rsmod._TRITON["mod"] is None and telemetry.counters().get("dsp.resample.backend.triton_failed") == 1
+    assert _optional._MODULES[rsmod._TRITON_MOD] is None and telemetry.counters().get("dsp.resample.backend.triton_failed") == 1
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert rsmod._run_triton(x, plan, "auto") is None  # disabled now: no second warning
     assert stub.calls == 1
     with pytest.raises(BackendUnavailable):
         rsmod._run_triton(x, plan, "triton")
-    monkeypatch.setitem(rsmod._TRITON, "mod", _Stub("fail"))
+    monkeypatch.setitem(_optional._MODULES, rsmod._TRITON_MOD, _Stub("fail"))
     with pytest.raises(RuntimeError, match="PTX"):
         rsmod._run_triton(x, plan, "triton")  # explicit request: the error itself
 
@@ -288,13 +291,13 @@ def test_fallback_warns_once(monkeypatch):
 def test_unsupported_falls_back_silently_and_success_counts(monkeypatch):
     plan = design(48000, 44100)
     x = torch.randn(2, 500)
-    monkeypatch.setitem(rsmod._TRITON, "mod", _Stub("unsupported"))
+    monkeypatch.setitem(_optional._MODULES, rsmod._TRITON_MOD, _Stub("unsupported"))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert rsmod._run_triton(x, plan, "auto") is None
-    assert rsmod._TRITON["mod"] is not None  # still enabled
+    assert _optional._MODULES[rsmod._TRITON_MOD] is not None  # still enabled
     ok = _Stub("ok")
-    monkeypatch.setitem(rsmod._TRITON, "mod", ok)
+    monkeypatch.setitem(_optional._MODULES, rsmod._TRITON_MOD, ok)
     telemetry.reset()
     y = rsmod._run_triton(x, plan, "auto")
     assert y.shape == (2, plan.out_length(500)) and float(y[0, 0]) == 7.0

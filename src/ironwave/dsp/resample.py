@@ -41,6 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ironwave.dsp._optional import disable, optional_module
 from ironwave.backend.device import BackendUnavailable, DeviceLike
 from ironwave.backend.telemetry import telemetry
 from ironwave.backend.validate import as_tensor, check_audio, restore_type
@@ -230,19 +231,13 @@ def _apply(xp: torch.Tensor, plan: PolyphasePlan, Q: int) -> torch.Tensor:
     return y
 
 
-_TRITON: dict[str, Any] = {}
+_TRITON_MOD = "ironwave.dsp._resample_triton"
 
 
 def _triton_module() -> Any:
     """:mod:`ironwave.dsp._resample_triton`, or None when Triton cannot be imported or its
     kernel failed once (checked once per process)."""
-    if "mod" not in _TRITON:
-        try:
-            from ironwave.dsp import _resample_triton as mod  # noqa: PLC0415
-        except Exception:  # ImportError, or a broken Triton install
-            mod = None
-        _TRITON["mod"] = mod
-    return _TRITON["mod"]
+    return optional_module(_TRITON_MOD)
 
 
 def _run_triton(x2: torch.Tensor, plan: PolyphasePlan, backend: str) -> Optional[torch.Tensor]:
@@ -265,7 +260,7 @@ def _run_triton(x2: torch.Tensor, plan: PolyphasePlan, backend: str) -> Optional
             raise
         warnings.warn(f"ironwave.dsp.resample: the Triton kernel failed ({type(e).__name__}: {e}); "
                       "using the torch path from now on", RuntimeWarning, stacklevel=3)
-        _TRITON["mod"] = None
+        disable(_TRITON_MOD)
         telemetry.count("dsp.resample.backend.triton_failed")
         return None
     telemetry.count("dsp.resample.backend.triton")

@@ -62,12 +62,8 @@ def finish(y: torch.Tensor, in_dev: torch.device, was_numpy: bool) -> Any:
 @contextmanager
 def track(op: str, device: torch.device, requested: DeviceLike) -> Iterator[None]:
     """Telemetry: record *op* on the device it actually ran on."""
-    telemetry.check(op, requested, device)
-    t0 = time.perf_counter()
-    try:
+    with telemetry.track(op, device, requested=requested):
         yield
-    finally:
-        telemetry.record(op, device, time.perf_counter() - t0)
 
 
 def positive(name: str, value: float, *, integer: bool = False, allow_zero: bool = False) -> None:

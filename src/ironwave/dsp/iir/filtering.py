@@ -26,6 +26,7 @@ from typing import Any, Literal, Sequence
 import numpy as np
 import torch
 
+from ironwave.dsp._optional import disable, loaded, optional_module
 from ironwave.backend.device import DeviceLike, choose_device, resolve_device
 from ironwave.backend.telemetry import telemetry
 from ironwave.backend.validate import as_tensor, check_audio, check_finite
@@ -41,24 +42,18 @@ IDENTITY_SECTION = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
 _CACHE = ssp.PlanCache(32)
 
 
-_TRITON: dict[str, Any] = {}
+_TRITON_MOD = "ironwave.dsp.iir._triton"
 
 
 def _triton_module() -> Any:
     """The Triton kernels module, or None when Triton cannot be imported (checked once)."""
-    if "mod" not in _TRITON:
-        try:
-            from . import _triton as mod  # noqa: PLC0415
-        except Exception:  # ImportError, or a broken Triton install
-            mod = None
-        _TRITON["mod"] = mod
-    return _TRITON["mod"]
+    return optional_module(_TRITON_MOD)
 
 
 def clear_plan_cache() -> None:
     """Forget cached chunk/scan matrices (they are rebuilt on demand)."""
     _CACHE.clear()
-    mod = _TRITON.get("mod")
+    mod = loaded(_TRITON_MOD)
     if mod is not None:
         mod.clear_cache()
 
@@ -298,7 +293,7 @@ def sosfilt(sos: SOSLike, x: Any, zi: Any = None, axis: int = -1, *, device: Dev
                 raise
             warnings.warn(f"ironwave.dsp.iir: the Triton sosfilt kernels failed ({type(e).__name__}: {e}); "
                           "using the matmul scan on this device from now on", RuntimeWarning, stacklevel=2)
-            _TRITON["mod"] = None
+            disable(_TRITON_MOD)
             telemetry.count("iir.sosfilt.backend.triton_failed")
             _check_finite_fast(xt, "x")
     if y is None:
