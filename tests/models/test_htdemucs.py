@@ -126,8 +126,42 @@ def test_cuda_matches_cpu(graph, music, h):
     _, ours = h.pair(SOURCES_4, h.SMALL, seed=8)
     x = music[:, :44100 * 3]
     cpu = apply_model(ours, x, device="cpu")
+    flags = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    # float32 on CUDA runs with TF32 off by default (tf32=None): equal to the CPU result within 1e-4
     gpu = apply_model(ours, x.cuda(), device="cuda", graph=graph, batch_size=2)
     assert gpu.device.type == "cuda"
-    assert (gpu.cpu() - cpu).abs().max() < 1e-3
+    assert (gpu.cpu() - cpu).abs().max() < 1e-4
+    assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == flags  # restored
+    one = apply_model(ours, x.cuda(), device="cuda", graph=graph)  # the defaults: batch 1
+    assert (one.cpu() - cpu).abs().max() < 1e-4
+    tf = apply_model(ours, x.cuda(), device="cuda", graph=graph, batch_size=2, tf32=True)  # opt-in TF32
+    assert (tf.cpu() - cpu).abs().max() < 1e-2
     bf = apply_model(ours, x, device="cuda", precision="bf16")
     assert _sdr(cpu, bf) > 20
+
+
+def test_tf32_mode_sets_and_restores_flags():
+    from ironwave.models.apply import _tf32_for, tf32_mode
+
+    flags = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    for want in (False, True):
+        with tf32_mode(want):
+            assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == (want, want)
+        assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == flags
+    with tf32_mode(None):
+        assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == flags
+    cuda = torch.device("cuda")
+    assert _tf32_for(None, "float32", cuda) is False  # float32 means float32 on CUDA
+    assert _tf32_for(None, "bf16", cuda) is None  # reduced precision: torch's flags untouched
+    assert _tf32_for(True, "float32", cuda) is True
+    assert _tf32_for(None, "float32", torch.device("cpu")) is None
+
+
+def test_default_batch_per_precision():
+    from ironwave.models.apply import _batch_for
+
+    cuda = torch.device("cuda")
+    assert _batch_for(None, cuda, "float32") == 1  # memory bar: one segment per forward
+    assert _batch_for(None, cuda, "bf16") == 8  # reduced precision is a speed setting
+    assert _batch_for(3, cuda, "bf16") == 3
+    assert _batch_for(None, torch.device("cpu"), "bf16") == 1

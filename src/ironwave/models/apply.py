@@ -22,7 +22,7 @@ import random
 import tempfile
 import time
 import warnings
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol, Sequence, Union
@@ -41,12 +41,33 @@ PathLike = Union[str, os.PathLike]
 Progress = Callable[[int, int], None]
 
 __all__ = ["apply_model", "separate_file", "separate_files", "SeparationStats", "segment_offsets",
-           "transition_weight", "BatchedForward", "PRECISIONS", "DEFAULT_BATCH"]
+           "transition_weight", "BatchedForward", "PRECISIONS", "DEFAULT_BATCH", "DEFAULT_BATCH_REDUCED",
+           "tf32_mode"]
 
 #: segments per forward call when ``batch_size=None``: one, so the forward's peak memory is one
 #: segment's activations (the reference's, which runs one segment at a time); on CUDA the speed
 #: comes from replaying a CUDA graph of that forward (``graph=None`` -> True on CUDA) instead.
 DEFAULT_BATCH = {"cuda": 1, "cpu": 1}
+
+#: segments per forward with ``precision="bf16"/"fp16"`` and ``batch_size=None`` on CUDA: reduced precision is
+#: a speed setting, so it batches (activation memory grows with the batch; the memory bar is the float32 default's)
+DEFAULT_BATCH_REDUCED = {"cuda": 8, "cpu": 1}
+
+
+@contextmanager
+def tf32_mode(enabled: bool | None) -> Iterator[None]:
+    """Set ``torch.backends.cudnn.allow_tf32`` and ``torch.backends.cuda.matmul.allow_tf32`` for a block
+    (None: leave them alone); the previous values are restored afterwards."""
+    if enabled is None:
+        yield
+        return
+    old = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.allow_tf32 = enabled
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
 
 PRECISIONS = {"float32": None, "fp32": None, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
               "float16": torch.float16, "fp16": torch.float16}
@@ -178,8 +199,9 @@ class BatchedForward:
         self.program: CapturedProgram | None = None
         self.graph_error: str | None = None
         explicit = graph is not None
-        if graph is None:  # auto: a CUDA graph on CUDA
-            graph = device.type == "cuda"
+        if graph is None:  # auto: a CUDA graph on CUDA for one segment per forward (launch-bound); a batch
+            # fills the GPU by itself and a capture per apply call would cost ~2 batched forwards
+            graph = device.type == "cuda" and self.batch_size == 1
         self._graph_mode = bool(graph)
         if graph:
             ex = torch.zeros(self.batch_size, model.audio_channels, valid_length, device=device)
@@ -292,8 +314,19 @@ def _run_pass(forward: BatchedForward, reader: _Reader, *, base: int, length: in
             progress(len(group))
 
 
-def _batch_for(batch_size: int | None, device: torch.device) -> int:
-    return DEFAULT_BATCH.get(device.type, 1) if batch_size is None else batch_size
+def _tf32_for(tf32: bool | None, precision: str, device: torch.device) -> bool | None:
+    if device.type != "cuda":
+        return None
+    if tf32 is None:
+        return False if PRECISIONS.get(precision, 0) is None else None
+    return bool(tf32)
+
+
+def _batch_for(batch_size: int | None, device: torch.device, precision: str = "float32") -> int:
+    if batch_size is not None:
+        return batch_size
+    table = DEFAULT_BATCH if PRECISIONS.get(precision) is None else DEFAULT_BATCH_REDUCED
+    return table.get(device.type, 1)
 
 
 def _prepare(model: Any, segment: float | None, overlap: float, shifts: int, batch_size: int,
@@ -323,7 +356,7 @@ def _separate(model: Any, reader: _Reader, emit: Callable[[int, torch.Tensor], N
               overlap: float, segment: float | None, batch_size: int | None, device: torch.device, precision: str,
               graph: bool | None, time_only: bool, transition_power: float, seed: int | None, requested: DeviceLike,
               stats: SeparationStats, progress: Progress | None, pass_done: Callable[[], None] | None = None) -> None:
-    batch_size = _batch_for(batch_size, device)
+    batch_size = _batch_for(batch_size, device, precision)
     segment_length, valid_length = _prepare(model, segment, overlap, shifts, batch_size, transition_power)
     model.to(device)
     model.eval()
@@ -367,7 +400,8 @@ def apply_model(model: Any, mix: Any, *, shifts: int = 0, overlap: float = 0.25,
                 batch_size: int | None = None, device: DeviceLike = "auto", precision: str = "float32",
                 graph: bool | None = None,
                 time_only: bool = False, transition_power: float = 1.0, seed: int | None = None,
-                progress: Progress | None = None, stats: SeparationStats | None = None) -> Any:
+                progress: Progress | None = None, stats: SeparationStats | None = None,
+                tf32: bool | None = None) -> Any:
     """Separate ``mix`` (``[channels, time]`` or ``[batch, channels, time]``, at ``model.samplerate`` Hz).
 
     Args:
@@ -392,6 +426,10 @@ def apply_model(model: Any, mix: Any, *, shifts: int = 0, overlap: float = 0.25,
         seed: seed of the random shifts.
         progress: ``progress(done_segments, total_segments)`` callback.
         stats: a :class:`SeparationStats` filled in place.
+        tf32: allow TF32 tensor-core math in cuDNN convolutions and matmuls on CUDA during the call
+            (the global torch flags are restored afterwards). None (default): off for
+            ``precision="float32"`` (float32 means float32: with TF32, as torch's cuDNN default does,
+            results differ from the CPU/float32 reference by ~1e-4), unchanged for bf16/fp16.
 
     Returns:
         ``[sources, channels, time]`` (or ``[batch, sources, channels, time]``), float32.
@@ -413,16 +451,17 @@ def apply_model(model: Any, mix: Any, *, shifts: int = 0, overlap: float = 0.25,
     scale = 1.0 / shifts if shifts else 1.0
 
     def emit(t0: int, block: torch.Tensor) -> None:
-        blk = block.to(out_dev)
+        dst = out[..., t0:t0 + block.shape[-1]]
         if shifts:
-            out[..., t0:t0 + blk.shape[-1]] += blk * scale
+            dst += (block * scale).to(out_dev)
         else:
-            out[..., t0:t0 + blk.shape[-1]] = blk
+            dst.copy_(block)  # one device->host copy straight into the result (no temporary host block)
 
     t0 = time.perf_counter()
-    _separate(model, _TensorReader(x), emit, shifts=shifts, overlap=overlap, segment=segment, batch_size=batch_size,
-              device=dev, precision=precision, graph=graph, time_only=time_only, transition_power=transition_power,
-              seed=seed, requested=requested, stats=st, progress=progress)
+    with tf32_mode(_tf32_for(tf32, precision, dev)):
+        _separate(model, _TensorReader(x), emit, shifts=shifts, overlap=overlap, segment=segment,
+                  batch_size=batch_size, device=dev, precision=precision, graph=graph, time_only=time_only,
+                  transition_power=transition_power, seed=seed, requested=requested, stats=st, progress=progress)
     st.seconds = time.perf_counter() - t0
     telemetry.record("models.apply_model", dev, st.seconds, requested)
     if squeeze:
@@ -533,7 +572,7 @@ def separate_file(model: Any, path: PathLike, out_dir: PathLike, *, fmt: str = "
                   overlap: float = 0.25, batch_size: int | None = None, device: DeviceLike = "auto",
                   precision: str = "float32", graph: bool | None = None, time_only: bool = False,
                   normalize: bool = True, seed: int | None = None, progress: Progress | None = None,
-                  stats: SeparationStats | None = None) -> list[Path]:
+                  stats: SeparationStats | None = None, tf32: bool | None = None) -> list[Path]:
     """Separate one audio file into ``out_dir/<name>.<source>.<fmt>``, streaming from disk.
 
     Memory is bounded by ``batch_size`` segments whatever the file's length: the
@@ -543,7 +582,7 @@ def separate_file(model: Any, path: PathLike, out_dir: PathLike, *, fmt: str = "
     (streamed, soxr HQ) to the model's rate; mono is duplicated to stereo; extra
     channels are dropped (first ``audio_channels`` kept). Each conversion is
     listed in ``stats.notes``. With ``normalize`` the input is standardised by
-    the mean/std of its channel mean, as the demucs CLI does.
+    the mean/std of its channel mean, as the demucs CLI does. ``tf32``: as in :func:`apply_model`.
 
     Returns:
         The written stem paths, in ``model.sources`` order.
@@ -577,6 +616,8 @@ def separate_file(model: Any, path: PathLike, out_dir: PathLike, *, fmt: str = "
         reader = _FileReader(src, chans, shift=mean, scale=std)
         writer = _StemWriters(Path(out_dir), p.stem, model.sources, int(model.samplerate), chans, fmt, mean, std)
         ok = False
+        tf = tf32_mode(_tf32_for(tf32, precision, dev))
+        tf.__enter__()
         try:
             common = dict(shifts=shifts, overlap=overlap, segment=None, batch_size=batch_size, device=dev,
                           precision=precision, graph=graph, time_only=time_only, transition_power=1.0, seed=seed,
@@ -592,6 +633,7 @@ def separate_file(model: Any, path: PathLike, out_dir: PathLike, *, fmt: str = "
                 raise RuntimeError(f"internal: wrote {writer.written} of {reader.length} samples")
             ok = True
         finally:
+            tf.__exit__(None, None, None)
             reader.close()
             paths = writer.close(ok)
     st.seconds = time.perf_counter() - t_start
