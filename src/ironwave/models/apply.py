@@ -411,7 +411,8 @@ def apply_model(model: Any, mix: Any, *, shifts: int = 0, overlap: float = 0.25,
         shifts: number of random time shifts (0.0-0.5 s) averaged; 0 disables.
         overlap: segment overlap fraction (demucs default 0.25).
         segment: segment length in seconds (default: the model's training segment).
-        batch_size: segments per forward call; None (default): 1 (:data:`DEFAULT_BATCH`),
+        batch_size: segments per forward call; None (default): 1 (:data:`DEFAULT_BATCH`; bf16/fp16
+            on CUDA: 8, :data:`DEFAULT_BATCH_REDUCED`),
             which keeps the peak (GPU) memory at one segment's activations, like
             demucs. Larger batches are faster per segment on a GPU without
             ``graph`` but their activation memory grows linearly with the batch.
@@ -419,7 +420,8 @@ def apply_model(model: Any, mix: Any, *, shifts: int = 0, overlap: float = 0.25,
             result is returned on the device of ``mix``.
         precision: ``"float32"``, ``"bfloat16"``/``"bf16"`` or ``"float16"``/``"fp16"`` (autocast).
         graph: replay a captured CUDA graph of the batched forward (eager on the CPU).
-            None (default): True on CUDA; if that automatic capture fails the forward
+            None (default): True on CUDA when one segment runs per forward (a batch fills
+            the GPU by itself); if that automatic capture fails the forward
             runs eagerly with a ``RuntimeWarning``. An explicit True never falls back.
         time_only: fast mode, waveform branch only (see docs/models.md for its quality).
         transition_power: sharpness of the cross-fade (>= 1).
