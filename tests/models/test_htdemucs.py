@@ -123,17 +123,28 @@ def test_bad_inputs_are_clear_errors(h):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("graph", [False, True])
 def test_cuda_matches_cpu(graph, music, h):
-    _, ours = h.pair(SOURCES_4, h.SMALL, seed=8)
+    ref, ours = h.pair(SOURCES_4, h.SMALL, seed=8)
     x = music[:, :44100 * 3]
     cpu = apply_model(ours, x, device="cpu")
     flags = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
-    # float32 on CUDA runs with TF32 off by default (tf32=None): equal to the CPU result within 1e-4
+    # float32 on CUDA runs with TF32 off by default (tf32=None). The equivalence bar (1e-4) is
+    # against the reference on the SAME device: cuDNN's float32 convolution algorithms differ
+    # from the CPU's, and this small random-weight model amplifies that to ~3e-4 (measured on
+    # an H200 with TF32 off), so the cross-device check keeps the original 1e-3.
     gpu = apply_model(ours, x.cuda(), device="cuda", graph=graph, batch_size=2)
     assert gpu.device.type == "cuda"
-    assert (gpu.cpu() - cpu).abs().max() < 1e-4
+    assert (gpu.cpu() - cpu).abs().max() < 1e-3
     assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == flags  # restored
     one = apply_model(ours, x.cuda(), device="cuda", graph=graph)  # the defaults: batch 1
-    assert (one.cpu() - cpu).abs().max() < 1e-4
+    assert (one.cpu() - cpu).abs().max() < 1e-3
+    _, ref_apply, _ = h.reference()
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        with torch.no_grad():
+            want = ref_apply(ref.cuda(), x[None].cuda(), shifts=0, split=True, overlap=0.25, device="cuda")[0]
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = flags
+    assert (one - want).abs().max() < 1e-4  # same device, same weights: equal to demucs
     tf = apply_model(ours, x.cuda(), device="cuda", graph=graph, batch_size=2, tf32=True)  # opt-in TF32
     assert (tf.cpu() - cpu).abs().max() < 1e-2
     bf = apply_model(ours, x, device="cuda", precision="bf16")
