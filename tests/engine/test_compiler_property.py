@@ -73,7 +73,7 @@ def test_batching_actually_groups(ir_path):
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 10**6), n=st.integers(1, 50))
 def test_cuda_graph_equals_cpu_naive(ir_path, seed, n):
-    g = random_graph(seed, n, ir_path)
+    g = random_graph(seed, n, ir_path, device_stable=True)  # see random_graph: no threshold/FM chaos amplifiers
     x = torch.randn(2, 64 * 8, generator=torch.Generator().manual_seed(seed))
     cuda = Engine(g, block=64, device="cuda")
     assert cuda.plan.cuda_graph is not None and "CUDA graph" in cuda.backend
