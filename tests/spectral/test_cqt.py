@@ -85,14 +85,18 @@ def test_errors():
         CQT(8000, fmin=5000.0, n_bins=1)
     with pytest.raises(InvalidAudio, match="at least"):
         cqt(torch.randn(10), SR)
+    with pytest.raises(InvalidAudio, match=r"too short for the lowest bin \(32.70 Hz\).*at least 11686 samples"):
+        cqt(torch.randn(2048), SR)
+    with pytest.raises(InvalidAudio, match="at least"):
+        cqt(torch.randn(10), SR, allow_short=True)
     with pytest.raises(InvalidAudio, match="reflect"):
-        cqt(torch.randn(400), SR, pad_mode="reflect")
+        cqt(torch.randn(400), SR, pad_mode="reflect", allow_short=True)
     with pytest.raises(InvalidAudio, match="NaN"):
         cqt(torch.full((5000,), float("nan")), SR)
 
 
 def test_short_chunks_work():
-    C = cqt(torch.randn(2048), SR)
+    C = cqt(torch.randn(2048), SR, allow_short=True)
     assert C.shape == (84, 5)
 
 

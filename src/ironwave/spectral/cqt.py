@@ -328,7 +328,12 @@ class CQT:
                 n = -(-n // 2)
         return min(frames)
 
-    def _check_len(self, n: int) -> None:
+    def _check_len(self, n: int, allow_short: bool = False) -> None:
+        need = int(np.ceil(float(np.max(self.lengths))))
+        if n < need and not allow_short:
+            raise InvalidAudio(f"signal has {n} samples ({n / self.sr:.3f} s), too short for the lowest bin "
+                               f"({float(self.freqs[0]):.2f} Hz), whose filter spans {need} samples "
+                               f"({need / self.sr:.3f} s) at sr={self.sr:g}: pass at least {need} samples or raise fmin")
         if n < self.min_length:
             raise InvalidAudio(f"signal has {n} samples; a {self.n_octaves}-octave CQT with hop_length={self.hop_length} "
                                f"halves the rate {self.early + self.n_down} times and needs at least {self.min_length} samples")
@@ -344,10 +349,15 @@ class CQT:
                 if h % 2 == 0:
                     n_cur = -(-n_cur // 2)
 
-    def forward(self, x: Any, *, device: DeviceLike = None) -> Any:
-        """Audio ``[..., time]`` -> complex ``[..., n_bins, frames]``."""
+    def forward(self, x: Any, *, device: DeviceLike = None, allow_short: bool = False) -> Any:
+        """Audio ``[..., time]`` -> complex ``[..., n_bins, frames]``.
+
+        A signal shorter than the lowest bin's filter raises ``InvalidAudio`` naming the
+        length needed; ``allow_short=True`` accepts it (zero-padded like librosa, which
+        only warns), e.g. for short chunks whose lowest bins you do not need.
+        """
         xt, in_dev, was_np, _ = prepare_input(x, "x", device=device)
-        self._check_len(xt.shape[-1])
+        self._check_len(xt.shape[-1], allow_short)
         with track("spectral.cqt", xt.device, device):
             out = self._forward(xt)
         return finish(out, in_dev, was_np)
@@ -516,7 +526,8 @@ def _cached_plan(key: tuple) -> CQT:
 def vqt(x: Any, sr: float = 22050, *, hop_length: int = 512, fmin: float | None = None, n_bins: int = 84,
         bins_per_octave: int = 12, gamma: float | None = None, tuning: float = 0.0, filter_scale: float = 1.0,
         norm: float | None = 1, sparsity: float = 0.01, window: Any = "hann", scale: bool = True,
-        pad_mode: str = "constant", res_type: str = "kaiser_hq", device: DeviceLike = None) -> Any:
+        pad_mode: str = "constant", res_type: str = "kaiser_hq", device: DeviceLike = None,
+        allow_short: bool = False) -> Any:
     """Variable-Q transform of ``[..., time]`` -> complex ``[..., n_bins, frames]`` (librosa.vqt).
 
     ``gamma`` (Hz) widens the low bands (``None``: librosa's ERB-based default; 0: the CQT).
@@ -530,13 +541,13 @@ def vqt(x: Any, sr: float = 22050, *, hop_length: int = 512, fmin: float | None 
         plan = _cached_plan(key)
     except TypeError:  # unhashable window spec
         plan = CQT(sr, **{k: v for k, v in key[1:]})
-    return plan.forward(x, device=device)
+    return plan.forward(x, device=device, allow_short=allow_short)
 
 
 def cqt(x: Any, sr: float = 22050, *, hop_length: int = 512, fmin: float | None = None, n_bins: int = 84,
         bins_per_octave: int = 12, tuning: float = 0.0, filter_scale: float = 1.0, norm: float | None = 1,
         sparsity: float = 0.01, window: Any = "hann", scale: bool = True, pad_mode: str = "constant",
-        res_type: str = "kaiser_hq", device: DeviceLike = None) -> Any:
+        res_type: str = "kaiser_hq", device: DeviceLike = None, allow_short: bool = False) -> Any:
     """Constant-Q transform of ``[..., time]`` -> complex ``[..., n_bins, frames]`` (librosa.cqt).
 
     Example::
@@ -546,7 +557,7 @@ def cqt(x: Any, sr: float = 22050, *, hop_length: int = 512, fmin: float | None 
     """
     return vqt(x, sr, hop_length=hop_length, fmin=fmin, n_bins=n_bins, bins_per_octave=bins_per_octave, gamma=0.0,
                tuning=tuning, filter_scale=filter_scale, norm=norm, sparsity=sparsity, window=window, scale=scale,
-               pad_mode=pad_mode, res_type=res_type, device=device)
+               pad_mode=pad_mode, res_type=res_type, device=device, allow_short=allow_short)
 
 
 def icqt(C: Any, sr: float = 22050, *, hop_length: int = 512, fmin: float | None = None, bins_per_octave: int = 12,
