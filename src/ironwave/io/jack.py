@@ -91,7 +91,46 @@ class _Sides:
             self.sink.close()
 
 
-class JackDriver:
+class _LiveDriver:
+    """Lifecycle shared by the live drivers: GC frozen and the engine marked running while
+    the device runs; on stop the side threads close and telemetry is flushed."""
+
+    engine: Any
+    sides: Any
+    _rt: Any
+
+    def _activate(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _deactivate(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def start(self) -> Any:
+        """Start the device (the audio callback begins)."""
+        self._rt.__enter__()
+        self.engine.running = True
+        self._activate()
+        return self
+
+    def stop(self) -> None:
+        """Stop and close the device; restore GC; record telemetry."""
+        try:
+            self._deactivate()
+        finally:
+            self.engine.running = False
+            self._rt.__exit__(None, None, None)
+            self.sides.close()
+            self.engine.collect()
+            self.engine.flush_telemetry()
+
+    def __enter__(self) -> Any:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+class JackDriver(_LiveDriver):
     """Run an engine from a JACK server's process callback.
 
     Args:
@@ -167,10 +206,8 @@ class JackDriver:
         except BaseException as e:  # never let an exception kill the JACK thread
             s.error = e
 
-    def start(self) -> "JackDriver":
+    def _activate(self) -> None:
         """Activate the client (and connect physical ports)."""
-        self._rt.__enter__()
-        self.engine.running = True
         self.client.activate()
         if self.connect:
             caps = self.client.get_ports(is_physical=True, is_output=True, is_audio=True)
@@ -179,22 +216,7 @@ class JackDriver:
                 self.client.connect(src, p)
             for p, dst in zip(self.outports, plays):
                 self.client.connect(p, dst)
-        return self
 
-    def stop(self) -> None:
-        """Deactivate and close the client; restore GC; record telemetry."""
-        try:
-            self.client.deactivate()
-            self.client.close()
-        finally:
-            self.engine.running = False
-            self._rt.__exit__(None, None, None)
-            self.sides.close()
-            self.engine.collect()
-            self.engine.flush_telemetry()
-
-    def __enter__(self) -> "JackDriver":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
+    def _deactivate(self) -> None:
+        self.client.deactivate()
+        self.client.close()

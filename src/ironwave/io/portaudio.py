@@ -12,7 +12,7 @@ import numpy as np
 
 from ironwave.errors import BackendUnavailable
 from ironwave.io.clock import realtime_gc
-from ironwave.io.jack import DriverError, _Sides
+from ironwave.io.jack import DriverError, _LiveDriver, _Sides
 
 if TYPE_CHECKING:  # pragma: no cover
     from ironwave.engine.engine import Engine
@@ -26,7 +26,7 @@ def _import_sd() -> Any:
     return sd
 
 
-class PortAudioDriver:
+class PortAudioDriver(_LiveDriver):
     """Run an engine from a PortAudio stream callback.
 
     Args:
@@ -104,25 +104,9 @@ class PortAudioDriver:
         except BaseException as e:
             s.error = e
 
-    def start(self) -> "PortAudioDriver":
-        self._rt.__enter__()
-        self.engine.running = True
+    def _activate(self) -> None:
         self.stream.start()
-        return self
 
-    def stop(self) -> None:
-        try:
-            self.stream.stop()
-            self.stream.close()
-        finally:
-            self.engine.running = False
-            self._rt.__exit__(None, None, None)
-            self.sides.close()
-            self.engine.collect()
-            self.engine.flush_telemetry()
-
-    def __enter__(self) -> "PortAudioDriver":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
+    def _deactivate(self) -> None:
+        self.stream.stop()
+        self.stream.close()
