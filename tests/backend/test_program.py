@@ -119,3 +119,25 @@ def test_cuda_graph_replay_matches_eager_and_allocates_nothing():
     from ironwave.backend import telemetry
 
     assert telemetry.backends("program").get("cuda", 0) >= 100
+
+
+def test_replay_takes_no_lock_and_counts_are_pulled(monkeypatch):
+    from ironwave.backend import telemetry
+
+    out = torch.empty(4)
+    prog = CapturedProgram(lambda x: torch.mul(x, 2.0, out=out), [torch.ones(4)], device="cpu", name="unit.nolock")
+
+    class NoLock:
+        def __enter__(self):
+            raise AssertionError("telemetry lock taken on the audio path")
+
+        def __exit__(self, *a):
+            return False
+
+    monkeypatch.setattr(telemetry, "_lock", NoLock())
+    for _ in range(10):
+        prog.replay()
+    monkeypatch.undo()
+    assert telemetry.backends("unit.nolock") == {"cpu": 10}  # pulled from the program when read
+    prog.replay()
+    assert telemetry.backends("unit.nolock") == {"cpu": 11}

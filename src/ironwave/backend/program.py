@@ -66,6 +66,9 @@ class CapturedProgram:
         self.inputs: Outputs = tuple(t.detach().to(self.device).clone() for t in example_inputs)
         self.graph: torch.cuda.CUDAGraph | None = None
         self.replays = 0
+        self._flushed = 0
+        telemetry.check(name, device, self.device)  # strict mode: refuse a CPU run of CUDA work up front
+        telemetry.register_source(self)
         if self.device.type == "cuda" and use_graph:
             stream = torch.cuda.Stream(self.device)
             stream.wait_stream(torch.cuda.current_stream(self.device))
@@ -102,9 +105,15 @@ class CapturedProgram:
                 for o, s in zip(out, self.outputs):
                     if o is not s:
                         s.copy_(o)
-        self.replays += 1
-        telemetry.record(self.name, self.device, 0.0, self._requested)
+        self.replays += 1  # pushed to telemetry by flush_telemetry(): no lock on the audio path
         return self.outputs
+
+    def flush_telemetry(self) -> None:
+        """Push the replays counted since the last flush to telemetry (control thread)."""
+        n = self.replays - self._flushed
+        if n > 0:
+            self._flushed += n
+            telemetry.add(self.name, self.device, n)
 
     def __call__(self, *inputs: torch.Tensor) -> Outputs:
         """Copy *inputs* into the static buffers, replay, return the static outputs.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -59,6 +60,7 @@ class Telemetry:
         self._counters: dict[str, int] = {}
         self.enabled = True
         self._strict_override: bool | None = None
+        self._sources: "weakref.WeakSet[Any]" = weakref.WeakSet()
 
     # -- strict mode -------------------------------------------------------
     @property
@@ -106,6 +108,27 @@ class Telemetry:
         finally:
             self.record(op, device, time.perf_counter() - t0)
 
+    def add(self, op: str, device: Any, n: int, seconds: float = 0.0) -> None:
+        """Count *n* calls of *op* on *device* at once (for sources that batch their counts)."""
+        if not self.enabled or n <= 0:
+            return
+        backend = _backend_of(device)
+        with self._lock:
+            st = self._ops.get(op)
+            if st is None:
+                st = self._ops[op] = OpStats()
+            st.calls[backend] = st.calls.get(backend, 0) + n
+            st.total_s += seconds
+
+    def register_source(self, obj: Any) -> None:
+        """Register an object whose hot path counts locally (no lock) and whose
+        ``flush_telemetry()`` pushes the counts; readers pull before reporting."""
+        self._sources.add(obj)
+
+    def _pull(self) -> None:
+        for src in list(self._sources):
+            src.flush_telemetry()
+
     def count(self, name: str, n: int = 1) -> None:
         """Increment a named counter (e.g. ``"engine.xruns"``)."""
         with self._lock:
@@ -113,6 +136,7 @@ class Telemetry:
 
     # -- reading -----------------------------------------------------------
     def ops(self) -> dict[str, OpStats]:
+        self._pull()
         with self._lock:
             return {k: OpStats(dict(v.calls), v.total_s, v.max_s) for k, v in self._ops.items()}
 
@@ -122,6 +146,7 @@ class Telemetry:
 
     def backends(self, op: str) -> dict[str, int]:
         """Calls of *op* per backend, e.g. ``{"cuda": 12}``."""
+        self._pull()
         with self._lock:
             st = self._ops.get(op)
             return dict(st.calls) if st else {}
@@ -134,6 +159,7 @@ class Telemetry:
         }
 
     def reset(self) -> None:
+        self._pull()  # counts so far are dropped with the rest
         with self._lock:
             self._ops.clear()
             self._counters.clear()
