@@ -33,7 +33,7 @@ from ironwave.backend.telemetry import telemetry
 from ironwave.spectral._common import (InvalidAudio, InvalidParameter, check_sr, complex_dtype, finish, get_window,
                                        positive, prepare_input, real_dtype, stft, track)
 
-__all__ = ["cqt", "vqt", "icqt", "cqt_frequencies", "CQT", "resample_fft", "decimate2"]
+__all__ = ["cqt", "vqt", "icqt", "cqt_frequencies", "CQT", "CQTStream", "resample_fft", "decimate2"]
 
 WINDOW_BANDWIDTHS = {"bart": 1.3334961334912805, "barthann": 1.4560255965133932, "bartlett": 1.3334961334912805,
                      "bkh": 2.0045975283585014, "black": 1.7269681554262326, "blackharr": 2.0045975283585014,
@@ -387,6 +387,56 @@ class CQT:
             out = out / self._scale_t(y.device, real_dtype(y.dtype))[:, None]
         return out
 
+    # ---------------------------------------------------------------- single-rate (full-rate) filter bank
+    @functools.cached_property
+    def _single_np(self) -> tuple[np.ndarray, int, np.ndarray]:
+        """Full-rate filter bank of every bin: (FFT basis ``[n_bins, n_fft//2+1]``, n_fft, per-bin gain)."""
+        fb, n_fft, lens = _filter_fft(self.sr, self.freqs, self.filter_scale, self.norm, self.sparsity, self.window,
+                                      self.gamma, self.alpha)
+        # the multi-rate path's output is rate-independent: |C| ~ A * sqrt(len_full) with scale=True and
+        # A * len_full / sqrt(2 ** early) without; the full-rate bank gives A * len_full
+        gain = 1.0 / np.sqrt(lens) if self.scale else np.full(self.n_bins, 2.0 ** (-self.early / 2))
+        return fb, n_fft, gain
+
+    @property
+    def single_rate_n_fft(self) -> int:
+        """Span (samples at ``sr``) of the full-rate filters: the power of two >= the longest filter."""
+        return self._single_np[1]
+
+    def _single_kernel(self, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        """Real ``[n, 2 * n_bins]`` time-domain kernel: frame t = ``x[t*hop - n//2 : t*hop + n//2] @ K``
+        (columns: real parts of all bins, then imaginary parts). Exactly the STFT(ones) + basis product."""
+        key = ("single_kernel", device, dtype)
+        K = self._plans.get(key)  # type: ignore[call-overload]
+        if K is None:
+            fb, n, gain = self._single_np
+            full = np.zeros((self.n_bins, n), dtype=complex)
+            full[:, : fb.shape[1]] = fb * gain[:, None]
+            h = np.fft.fft(full, axis=1)  # h[k, m] = sum_f fb[k, f] exp(-2j pi f m / n)
+            K = np.concatenate([h.real, h.imag], axis=0).T
+            K = self._plans[key] = torch.as_tensor(np.ascontiguousarray(K), dtype=dtype, device=device)  # type: ignore[index]
+        return K
+
+    def forward_single_rate(self, x: Any, *, device: DeviceLike = None) -> Any:
+        """Reference CQT/VQT computed with the full-rate filter bank for every octave (no resampling):
+        audio ``[..., time]`` -> complex ``[..., n_bins, n_frames(time)]``, frame t centred at sample
+        ``t * hop_length`` (zero padding). Same frames and scaling as :meth:`forward`; it differs from the
+        multi-rate result only by the resampler and by per-rate sparsification (about 1e-3 of the peak).
+        :class:`CQTStream` reproduces it block by block. Costs one ``n``-point FFT per frame with
+        ``n = single_rate_n_fft`` (e.g. 32768 for C1 at 22050 Hz), so it is slower than :meth:`forward`."""
+        xt, in_dev, was_np, _ = prepare_input(x, "x", device=device)
+        with track("spectral.cqt_single_rate", xt.device, device):
+            fb, n, gain = self._single_np
+            length = xt.shape[-1]
+            T = self.n_frames(length)
+            half = n // 2
+            right = max(0, (T - 1) * self.hop_length + n - half - length)
+            xp = torch.nn.functional.pad(xt, (half, right))
+            D = stft(xp, n, self.hop_length, torch.ones(n, dtype=xt.dtype, device=xt.device), center=False)[..., :T]
+            basis = torch.as_tensor(fb * gain[:, None], dtype=complex_dtype(xt.dtype), device=xt.device)
+            out = torch.matmul(basis, D)
+        return finish(out, in_dev, was_np)
+
     def inverse(self, C: Any, *, length: int | None = None, n_iter: int = 0, device: DeviceLike = None) -> Any:
         """Complex ``[..., n_bins, frames]`` -> audio ``[..., time]`` (librosa.icqt's algorithm).
 
@@ -575,3 +625,189 @@ def icqt(C: Any, sr: float = 22050, *, hop_length: int = 512, fmin: float | None
            ("res_type", res_type))
     plan = _cached_plan(key)
     return plan.inverse(C, length=length, n_iter=n_iter, device=device)
+
+
+# ------------------------------------------------------------------------------------------- streaming
+class CQTStream:
+    """Streaming CQT/VQT: audio blocks in, the CQT frames they complete out.
+
+    Built from the parameters of :class:`CQT` (``CQTStream(sr, hop_length=..., ...)``) or from a plan
+    (``CQTStream(plan)``). Frames are computed with the full-rate filter bank of every bin (one
+    time-domain kernel ``[n, n_bins]`` with ``n = plan.single_rate_n_fft``), so the concatenation of
+    everything returned by :meth:`push` and :meth:`flush` equals
+    ``plan.forward_single_rate(concat(blocks))`` (float rounding only), which in turn matches the
+    multi-rate :meth:`CQT.forward` to about 1e-3 of the peak (the multi-rate path resamples; see
+    ``tests/spectral/test_cqt_stream.py`` for the measured bounds). Frame t is centred at sample
+    ``t * hop_length``, as offline, with zero padding before the start and after the end
+    (``pad_mode="constant"`` only).
+
+    Two faces:
+
+    * :meth:`push` / :meth:`flush`: blocks ``[..., n]`` of any size (``n >= 0``), returns complex
+      ``[..., n_bins, k]`` with ``k >= 0`` frames. Frame t is returned once sample
+      ``t * hop_length + n // 2 - 1`` has arrived: the stream lags by :attr:`latency` ``= n // 2``
+      samples (rounded up to whole hops, as blocks arrive).
+    * :meth:`prepare` / :meth:`process`: fixed ``block_size`` (a multiple of ``hop_length``) and shape,
+      exactly ``block_size // hop_length`` frames per call, no allocation after ``prepare``. Call j
+      returns frames ``j * k - latency_frames ... (j + 1) * k - latency_frames - 1``; the first
+      :attr:`latency_frames` frames of the stream (negative t, i.e. before the signal started) are
+      the CQT of silence plus the leading filter tails, drop them to align with the offline frames.
+
+    Cost per frame: one real ``[n] x [n, 2 * n_bins]`` product (e.g. 84 bins from C1 at 22050 Hz:
+    n = 32768, 5.5 M multiply-adds per frame).
+    """
+
+    def __init__(self, plan: CQT | float = 22050, **kwargs: Any) -> None:
+        if isinstance(plan, CQT):
+            if kwargs:
+                raise InvalidParameter(f"CQTStream(plan, ...) takes no other parameters, got {sorted(kwargs)}")
+            self.plan = plan
+        else:
+            self.plan = CQT(plan, **kwargs)
+        if self.plan.pad_mode != "constant":
+            raise InvalidParameter(f"pad_mode={self.plan.pad_mode!r}: CQTStream pads with zeros (pad_mode='constant') "
+                                   "since future samples are unknown when the first frames are due")
+        self.hop_length = self.plan.hop_length
+        self.n_bins = self.plan.n_bins
+        self.n = self.plan.single_rate_n_fft
+        self.latency = self.n // 2
+        self.latency_frames = max(0, -(-self.latency // self.hop_length) - 1)
+        self.reset()
+        # engine face
+        self._eng: dict[str, Any] | None = None
+
+    @property
+    def latency_seconds(self) -> float:
+        """:attr:`latency` in seconds."""
+        return self.latency / self.plan.sr
+
+    def reset(self) -> None:
+        """Forget the stream (push face): the next block starts a new signal at t = 0."""
+        self._buf: torch.Tensor | None = None
+        self._n_in = 0
+        self._emitted = 0
+        self._dev: torch.device | None = None
+        self._was_np = False
+
+    def _frames(self, buf: torch.Tensor, k: int) -> torch.Tensor:
+        K = self.plan._single_kernel(buf.device, buf.dtype)
+        F = buf[..., : (k - 1) * self.hop_length + self.n].unfold(-1, self.n, self.hop_length)  # [..., k, n]
+        R = torch.matmul(F, K)  # [..., k, 2 * n_bins]
+        nb = self.n_bins
+        return torch.complex(R[..., :nb], R[..., nb:]).transpose(-1, -2)  # [..., n_bins, k]
+
+    def _empty(self, lead: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        return torch.zeros(*lead, self.n_bins, 0, dtype=complex_dtype(dtype), device=device)
+
+    def push(self, block: Any, *, device: DeviceLike = None) -> Any:
+        """Append ``[..., n]`` samples (any ``n >= 0``, same leading shape every call); returns the
+        complex ``[..., n_bins, k]`` frames completed by them (``k >= 0``)."""
+        xt, in_dev, was_np, _ = _prepare_block(block, device)
+        if self._buf is None:
+            self._buf = torch.zeros(*xt.shape[:-1], self.latency, dtype=xt.dtype, device=xt.device)
+            self._dev, self._was_np = in_dev, was_np
+        elif xt.shape[:-1] != self._buf.shape[:-1] or xt.device != self._buf.device or xt.dtype != self._buf.dtype:
+            raise InvalidAudio(f"block has shape {tuple(xt.shape)} ({xt.dtype}, {xt.device}); this stream carries "
+                               f"[{', '.join(map(str, self._buf.shape[:-1]))}, n] {self._buf.dtype} on "
+                               f"{self._buf.device}: call reset() to start another signal")
+        with track("spectral.CQTStream.push", xt.device, device):
+            buf = torch.cat([self._buf, xt], dim=-1)
+            self._n_in += xt.shape[-1]
+            k = 0 if buf.shape[-1] < self.n else (buf.shape[-1] - self.n) // self.hop_length + 1
+            if k == 0:
+                out = self._empty(tuple(xt.shape[:-1]), xt.dtype, xt.device)
+            else:
+                out = self._frames(buf, k)
+                buf = buf[..., k * self.hop_length:]
+            self._buf = buf
+            self._emitted += k
+        return finish(out, in_dev, was_np)
+
+    def flush(self) -> Any:
+        """End of signal: zero-pad and return the remaining frames, so that the stream has produced
+        ``plan.n_frames(total samples)`` frames, as :meth:`CQT.forward`. Then :meth:`reset`."""
+        if self._buf is None:
+            raise InvalidAudio("flush() before any push(): no signal")
+        buf, dev, was_np = self._buf, self._dev, self._was_np
+        assert dev is not None
+        k = self.plan.n_frames(self._n_in) - self._emitted if self._n_in else 0
+        with track("spectral.CQTStream.flush", buf.device, None):
+            if k <= 0:
+                out = self._empty(tuple(buf.shape[:-1]), buf.dtype, buf.device)
+            else:
+                need = (k - 1) * self.hop_length + self.n
+                if buf.shape[-1] < need:
+                    buf = torch.nn.functional.pad(buf, (0, need - buf.shape[-1]))
+                out = self._frames(buf, k)
+        self.reset()
+        return finish(out, dev, was_np)
+
+    # ------------------------------------------------------------------------------------ engine face
+    def prepare(self, block_size: int, channels: int, batch: int = 1, *, dtype: torch.dtype = torch.float32,
+                device: DeviceLike = "cpu") -> None:
+        """Allocate everything for blocks ``[batch, channels, block_size]`` (``block_size`` samples, a
+        multiple of ``hop_length``); :meth:`process` then returns ``block_size // hop_length`` frames
+        per call and allocates nothing. Starts a new signal (engine state zeroed)."""
+        positive("block_size", block_size, integer=True)
+        positive("channels", channels, integer=True)
+        positive("batch", batch, integer=True)
+        block_size, hop = int(block_size), self.hop_length
+        if block_size % hop:
+            lo = max(hop, block_size // hop * hop)
+            raise InvalidParameter(f"block_size={block_size} samples is not a multiple of hop_length={hop}; "
+                                   f"accepted: multiples of {hop} (e.g. {lo} or {lo + hop})")
+        if dtype not in (torch.float32, torch.float64):
+            raise InvalidParameter(f"dtype={dtype}; accepted: torch.float32, torch.float64")
+        dev = resolve_device(device)
+        T = block_size // hop
+        B = int(batch) * int(channels)
+        S = (T + self.latency_frames) * hop + self.latency  # samples kept: [start of the oldest frame due, now)
+        K = self.plan._single_kernel(dev, dtype)
+        self._eng = dict(
+            shape=(int(batch), int(channels), block_size), T=T, B=B, S=S, M=block_size, dev=dev, dtype=dtype, K=K,
+            hist=torch.zeros(B, S, dtype=dtype, device=dev),
+            tmp=torch.empty(B, S - block_size, dtype=dtype, device=dev),
+            frames=torch.empty(B * T, self.n, dtype=dtype, device=dev),
+            res=torch.empty(B * T, 2 * self.n_bins, dtype=dtype, device=dev),
+            out=torch.empty(int(batch), int(channels), self.n_bins, T, dtype=complex_dtype(dtype), device=dev),
+        )
+
+    def process(self, block: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """One prepared block ``[batch, channels, block_size]`` (tensor on the prepared device and dtype)
+        -> complex ``[batch, channels, n_bins, block_size // hop_length]`` (written into *out* if given,
+        else into a buffer owned by the stream and overwritten by the next call). No allocation."""
+        e = self._eng
+        if e is None:
+            raise InvalidParameter("process() before prepare(block_size, channels, batch)")
+        if tuple(block.shape) != e["shape"] or block.dtype != e["dtype"] or block.device != e["dev"]:
+            raise InvalidAudio(f"block is {tuple(block.shape)} {block.dtype} on {block.device}; prepared for "
+                               f"{e['shape']} {e['dtype']} on {e['dev']}")
+        hist, tmp, M, S, T, B = e["hist"], e["tmp"], e["M"], e["S"], e["T"], e["B"]
+        tmp.copy_(hist[:, M:])
+        hist[:, : S - M].copy_(tmp)
+        hist[:, S - M:].copy_(block.reshape(B, M))
+        n, hop, nb = self.n, self.hop_length, self.n_bins
+        frames = e["frames"]
+        frames.view(B, T, n).copy_(hist[:, : (T - 1) * hop + n].unfold(-1, n, hop))
+        res = e["res"]
+        torch.mm(frames, e["K"], out=res)
+        dst = e["out"] if out is None else out
+        r = torch.view_as_real(dst).view(B, nb, T, 2)
+        src = res.view(B, T, 2, nb)
+        r[..., 0].copy_(src[:, :, 0, :].transpose(1, 2))
+        r[..., 1].copy_(src[:, :, 1, :].transpose(1, 2))
+        telemetry.record("spectral.CQTStream.process", e["dev"])
+        return dst
+
+
+def _prepare_block(block: Any, device: DeviceLike) -> tuple[torch.Tensor, torch.device, bool, torch.dtype]:
+    """prepare_input that accepts empty blocks ``[..., 0]``."""
+    t = block if isinstance(block, torch.Tensor) else None
+    if t is not None and t.ndim >= 1 and t.shape[-1] == 0 and t.is_floating_point():
+        dev = t.device if device is None else resolve_device(device)
+        return t.to(dev), t.device, False, t.dtype
+    if t is None and isinstance(block, np.ndarray) and block.ndim >= 1 and block.shape[-1] == 0:
+        tt = torch.from_numpy(np.ascontiguousarray(block, dtype=np.float32 if block.dtype != np.float64 else np.float64))
+        dev = tt.device if device is None else resolve_device(device)
+        return tt.to(dev), tt.device, True, tt.dtype
+    return prepare_input(block, "block", device=device)
