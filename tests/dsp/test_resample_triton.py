@@ -172,11 +172,14 @@ def test_property_matches_torch_path(tri, n, k, seed):
     assert y.shape == r.shape and rel_err(y, r) < TOL
 
 
-def test_bank_layout(tri):
-    """Every phase's taps appear once, at the right row of its group; super-hops for small L."""
+@pytest.mark.parametrize("align", [1, 4, 32])
+def test_bank_layout(tri, align):
+    """Every phase's taps appear once, at the right row of its group; super-hops for small L;
+    window starts are multiples of the alignment (the kernel's load-vectorization hint)."""
     plan = design(48000, 44100)
-    bank = tri.build_bank(plan.h, plan.base, plan.up, plan.down, plan.left_pad, 32, 32, "cpu")
+    bank = tri.build_bank(plan.h, plan.base, plan.up, plan.down, plan.left_pad, 32, 32, "cpu", align)
     assert (bank.U, bank.LP, bank.MP, bank.G) == (1, 147, 160, 5) and bank.KP % 32 == 0
+    assert bank.A == align and all(int(b) % align == 0 for b in bank.b0)
     w = bank.w.double()
     for r in (0, 31, 32, 100, 146):
         g, c = divmod(r, 32)
@@ -188,6 +191,19 @@ def test_bank_layout(tri):
         torch.testing.assert_close(col[nz[0]: nz[-1] + 1], plan.h[r, t0: t0 + len(col[nz[0]: nz[-1] + 1])].float().double())
     assert tri.super_hop(147, 32) == 1 and tri.super_hop(3, 32) == 32 and tri.super_hop(1, 16) == 16
     assert tri.super_hop(5, 32) * 5 % 32 == 0
+    # the hint is capped by what holds: powers of two dividing MP (147: odd) and BK
+    assert tri.effective_align(147, 32, 32) == 1 and tri.effective_align(160, 16, 32) == 16
+    assert tri.effective_align(160, 64, 64) == 32 and tri.effective_align(160, 32, 4) == 4
+
+
+@pytest.mark.parametrize("align", [1, 2, 8, 32])
+def test_alignments_match(tri, align):
+    """Aligned window starts (leading zero weight rows) give the same result, ratios with odd and
+    even super-hop lengths, masked edge tiles and interior ones."""
+    x = torch.randn(2, 2900, generator=torch.Generator().manual_seed(3))
+    for orig, new in [(48000, 44100), (44100, 48000), (16000, 48000)]:
+        y = tri.resample_triton(x, design(orig, new), block_q=16, align=align)
+        assert rel_err(y, ref(x, orig, new)) < TOL
 
 
 def test_limits_and_argument_errors(tri):
@@ -198,6 +214,8 @@ def test_limits_and_argument_errors(tri):
     assert tri.supported(design(48000, 44100), torch.device("cpu"))
     with pytest.raises(ValueError, match="precision"):
         tri.resample_triton(torch.randn(1, 100), design(2, 1), precision="fp16")
+    with pytest.raises(ValueError, match="align"):
+        tri.resample_triton(torch.randn(1, 100), design(2, 1), align=3)
     with pytest.raises(ValueError, match="block_q"):
         tri.resample_triton(torch.randn(1, 100), design(2, 1), block_q=24)
     with pytest.raises(ValueError, match="float32"):
@@ -217,15 +235,22 @@ def test_compiles_for_sm90_offline():
         rt = importlib.util.module_from_spec(spec); sys.modules["rt"] = rt; spec.loader.exec_module(rt)
         sig = dict(x_ptr="*fp32", w_ptr="*fp32", b0_ptr="*i32", y_ptr="*fp32", n="i32", n_out="i32",
                    tiles="i32", x_stride="i32", y_stride="i32", b_min="i32", b_max="i32")
-        sig.update({{k: "constexpr" for k in ("LP", "MP", "G", "KP", "BQ", "BN", "BK", "PREC", "INTERIOR")}})
-        for prec in ("tf32x3", "ieee"):
-            src = ASTSource(fn=rt._resample_kernel, signature=sig,
+        sig.update({{k: "constexpr" for k in ("LP", "MP", "G", "KP", "BQ", "BN", "BK", "PREC", "INTERIOR", "ALIGN")}})
+        names = list(sig)
+        # what the launcher specializes for 16-divisible pointers / lengths / strides (as in the benchmark)
+        attrs = {{(names.index(a),): [["tt.divisibility", 16]]
+                 for a in ("x_ptr", "w_ptr", "b0_ptr", "y_ptr", "n", "x_stride", "y_stride")}}
+        for prec, align in (("tf32x3", 4), ("ieee", 4), ("tf32x3", 1)):
+            src = ASTSource(fn=rt._resample_kernel, signature=sig, attrs=attrs,
                             constexprs=dict(LP=147, MP=160, G=5, KP=192, BQ=64, BN=32, BK=32, PREC=prec,
-                                            INTERIOR=True))
+                                            INTERIOR=True, ALIGN=align))
             k = triton.compile(src, target=GPUTarget("cuda", 90, 32), options=dict(num_warps=4, num_stages=3))
             assert len(k.asm["cubin"]) > 1000
             ptx = k.asm["ptx"]
-            print(prec, "wgmma" in ptx or "mma.sync" in ptx)
+            # window loads: 16-byte vectors when aligned (cp.async ... 0x10 or ld.global.v4), 4-byte when not
+            lines = [ln for ln in ptx.splitlines() if "cp.async.c" in ln or "ld.global" in ln]
+            narrow = sum(1 for ln in lines if "], 0x4," in ln or ("ld.global" in ln and ".v" not in ln)) - 1  # - b0
+            print(prec, align, "wgmma" in ptx or "mma.sync" in ptx, "narrow" if narrow > 8 else "vector")
     """)
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["TRITON_DEFAULT_FP_FUSION"] = "1"
@@ -235,7 +260,9 @@ def test_compiles_for_sm90_offline():
         pytest.skip("this Triton has no GPUTarget (offline compile API)")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
-    assert "tf32x3 True" in p.stdout and "ieee False" in p.stdout  # tensor cores for 3xTF32, FMA for ieee
+    # tensor cores for 3xTF32, FMA for ieee; aligned window loads vectorized, unaligned ones not
+    assert "tf32x3 4 True vector" in p.stdout and "ieee 4 False" in p.stdout, p.stdout
+    assert "tf32x3 1 True narrow" in p.stdout, p.stdout
 
 
 # --------------------------------------------------------------------------- (b) dispatch logic (no Triton needed)

@@ -59,19 +59,27 @@ BLOCK_K = 32
 NUM_WARPS = 4
 NUM_STAGES = 3
 INTERIOR = True  # unmasked loads for tiles whose windows all lie inside the signal
+ALIGN = 4  # window starts aligned to this many samples (capped by BK and the 2-power in MP): 16-byte
+# vector loads of the window rows (4 B each when unaligned); 16/32 (full 128-byte lines) can add a BK step to KP
 MAX_KP = 4096  # widest group window (input samples); beyond: the torch path
 MAX_PHASES = 4096  # L' (phases per super-hop); beyond: the torch path
 
 
 @triton.jit
 def _group_tile(xrow, w_ptr, g, b0, q, n, KP: tl.constexpr, BQ: tl.constexpr, BN: tl.constexpr,
-                BK: tl.constexpr, PREC: tl.constexpr, MP: tl.constexpr, MASKED: tl.constexpr):
+                BK: tl.constexpr, PREC: tl.constexpr, MP: tl.constexpr, MASKED: tl.constexpr,
+                ALIGN: tl.constexpr):
     """``Xwin[BQ, KP] @ W_g[KP, BN]`` for one phase group (``MASKED``: zero outside ``[0, n)``)."""
     kk = tl.arange(0, BK)
     nn = tl.arange(0, BN)
     acc = tl.zeros([BQ, BN], dtype=tl.float32)
     for k0 in range(0, KP, BK):
-        p = q[:, None] * MP + (b0 + k0) + kk[None, :]
+        off = b0 + k0
+        if ALIGN > 1:
+            # b0 (bank layout) and k0 are multiples of ALIGN, and so is MP: with an aligned row start
+            # the window rows load as 16-byte vectors (cp.async 16 B instead of 4 B per element)
+            off = tl.multiple_of(off, ALIGN)
+        p = q[:, None] * MP + off + kk[None, :]
         if MASKED:
             a = tl.load(xrow + p, mask=(p >= 0) & (p < n), other=0.0)
         else:
@@ -86,7 +94,7 @@ def _resample_kernel(x_ptr, w_ptr, b0_ptr, y_ptr,
                      n, n_out, tiles, x_stride, y_stride, b_min, b_max,
                      LP: tl.constexpr, MP: tl.constexpr, G: tl.constexpr, KP: tl.constexpr,
                      BQ: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, PREC: tl.constexpr,
-                     INTERIOR: tl.constexpr):
+                     INTERIOR: tl.constexpr, ALIGN: tl.constexpr):
     pid = tl.program_id(0)
     row = pid // tiles
     tile = pid - row * tiles
@@ -101,9 +109,9 @@ def _resample_kernel(x_ptr, w_ptr, b0_ptr, y_ptr,
     for g in range(G):
         b0 = tl.load(b0_ptr + g)  # input offset of the group's window (left padding included)
         if INTERIOR and inside:
-            acc = _group_tile(xrow, w_ptr, g, b0, q, n, KP, BQ, BN, BK, PREC, MP, False)
+            acc = _group_tile(xrow, w_ptr, g, b0, q, n, KP, BQ, BN, BK, PREC, MP, False, ALIGN)
         else:
-            acc = _group_tile(xrow, w_ptr, g, b0, q, n, KP, BQ, BN, BK, PREC, MP, True)
+            acc = _group_tile(xrow, w_ptr, g, b0, q, n, KP, BQ, BN, BK, PREC, MP, True, ALIGN)
         col = g * BN + nn
         m = q[:, None] * LP + col[None, :]
         tl.store(yrow + m, acc, mask=(col[None, :] < LP) & (m < n_out))
@@ -124,6 +132,7 @@ class Bank:
     b0: torch.Tensor  # [G] int32: window start of group g relative to the unpadded input
     b_min: int  # min / max of b0
     b_max: int
+    A: int = 1  # every b0 is a multiple of A (and so are MP and BK): the kernel's alignment hint
 
 
 def super_hop(L: int, BN: int) -> int:
@@ -140,13 +149,26 @@ def super_hop(L: int, BN: int) -> int:
     return best
 
 
+def effective_align(MP: int, BK: int, align: int) -> int:
+    """The alignment (samples) the bank can guarantee: a power of two dividing ``MP`` and ``BK``, <= *align*."""
+    a = 1
+    while a * 2 <= align and MP % (a * 2) == 0 and BK % (a * 2) == 0:
+        a *= 2
+    return a
+
+
 def build_bank(h: torch.Tensor, base: list[int], L: int, M: int, left_pad: int, BN: int, BK: int,
-               device: Any) -> Optional[Bank]:
-    """Lay out ``h [L, taps]`` (float64) for the kernel; ``None`` when the ratio is too large for it."""
+               device: Any, align: int = 1) -> Optional[Bank]:
+    """Lay out ``h [L, taps]`` (float64) for the kernel; ``None`` when the ratio is too large for it.
+
+    *align*: round each group's window start down to a multiple of this many samples
+    (:func:`effective_align`; leading zero rows in the weights), so that the kernel's window
+    loads are aligned vectors."""
     U = super_hop(L, BN)
     LP, MP = U * L, U * M
     if LP > MAX_PHASES:
         return None
+    A = effective_align(MP, BK, align)
     nz = (h != 0).any(dim=0).nonzero().flatten()
     t_lo, t_hi = (int(nz[0]), int(nz[-1]) + 1) if nz.numel() else (0, 1)
     G = -(-LP // BN)
@@ -164,6 +186,9 @@ def build_bank(h: torch.Tensor, base: list[int], L: int, M: int, left_pad: int, 
         if rows.numel():
             a, b = int(rows[0]), int(rows[-1]) + 1
             blk, lo = blk[a:b], lo + a
+        sh = (lo - left_pad) % A  # zero rows that move the window start down to a multiple of A
+        if sh:
+            blk, lo = torch.cat([torch.zeros(sh, BN, dtype=blk.dtype), blk]), lo - sh
         blocks.append(blk)
         starts.append(lo - left_pad)
     KP = -(-max(b.shape[0] for b in blocks) // BK) * BK
@@ -173,19 +198,20 @@ def build_bank(h: torch.Tensor, base: list[int], L: int, M: int, left_pad: int, 
     for g, blk in enumerate(blocks):
         w[g, : blk.shape[0]] = blk
     return Bank(U, LP, MP, G, KP, BN, BK, w.to(device=device, dtype=torch.float32),
-                torch.tensor(starts, dtype=torch.int32, device=device), min(starts), max(starts))
+                torch.tensor(starts, dtype=torch.int32, device=device), min(starts), max(starts), A)
 
 
 _BANKS: dict[tuple, Optional[Bank]] = {}
 
 
-def bank_for(plan: Any, device: torch.device, BN: int = BLOCK_N, BK: int = BLOCK_K) -> Optional[Bank]:
+def bank_for(plan: Any, device: torch.device, BN: int = BLOCK_N, BK: int = BLOCK_K,
+             align: int = ALIGN) -> Optional[Bank]:
     """Cached :func:`build_bank` of an :class:`ironwave.dsp.resample.PolyphasePlan`."""
-    key = (plan.up, plan.down, plan.zeros, plan.rolloff, plan.beta, BN, BK, str(device))
+    key = (plan.up, plan.down, plan.zeros, plan.rolloff, plan.beta, BN, BK, align, str(device))
     if key not in _BANKS:
         if len(_BANKS) > 64:
             _BANKS.clear()
-        _BANKS[key] = build_bank(plan.h, plan.base, plan.up, plan.down, plan.left_pad, BN, BK, device)
+        _BANKS[key] = build_bank(plan.h, plan.base, plan.up, plan.down, plan.left_pad, BN, BK, device, align)
     return _BANKS[key]
 
 
@@ -197,7 +223,7 @@ def supported(plan: Any, device: torch.device, BN: int = BLOCK_N, BK: int = BLOC
 def resample_triton(x: torch.Tensor, plan: Any, *, precision: str = DEFAULT_PRECISION,
                     block_q: int = BLOCK_Q, block_n: int = BLOCK_N, block_k: int = BLOCK_K,
                     num_warps: int = NUM_WARPS, num_stages: int = NUM_STAGES,
-                    interior: bool = INTERIOR) -> torch.Tensor:
+                    interior: bool = INTERIOR, align: int = ALIGN) -> torch.Tensor:
     """Resample ``x [rows, n]`` (float32) with *plan*: ``[rows, ceil(n L / M)]`` float32.
 
     Same output as the torch path of :func:`ironwave.dsp.resample.resample` (zero-phase,
@@ -212,6 +238,9 @@ def resample_triton(x: torch.Tensor, plan: Any, *, precision: str = DEFAULT_PREC
         num_warps / num_stages: Triton launch options.
         interior: load the windows of interior tiles (all inside the signal) without
             masks (False: every tile masked; for comparisons).
+        align: align window starts to this many samples (a power of two; capped by
+            ``block_k`` and the power of two in the super-hop's input length) so window
+            rows load as 16-byte vectors; 1: unaligned (the first version; for comparisons).
 
     Raises:
         ValueError: bad precision/tiles or a dtype other than float32.
@@ -225,7 +254,9 @@ def resample_triton(x: torch.Tensor, plan: Any, *, precision: str = DEFAULT_PREC
             raise ValueError(f"{name}={v}: a power of two >= 16 is needed")
     if x.dtype != torch.float32 or x.dim() != 2:
         raise ValueError(f"resample_triton takes float32 [rows, n], got {x.dtype} {list(x.shape)}")
-    bank = bank_for(plan, x.device, block_n, block_k)
+    if align < 1 or align & (align - 1):
+        raise ValueError(f"align={align}: a power of two >= 1 is needed")
+    bank = bank_for(plan, x.device, block_n, block_k, align)
     if bank is None or plan.up == plan.down:
         raise Unsupported(f"ratio {plan.up}/{plan.down} with {plan.taps} taps is outside the Triton kernel's limits")
     if x.stride(-1) != 1:
@@ -242,7 +273,7 @@ def resample_triton(x: torch.Tensor, plan: Any, *, precision: str = DEFAULT_PREC
     _resample_kernel[(R * tiles,)](
         x, bank.w, bank.b0, y, n, n_out, tiles, x.stride(0), y.stride(0), bank.b_min, bank.b_max,
         LP=bank.LP, MP=bank.MP, G=bank.G, KP=bank.KP, BQ=block_q, BN=block_n, BK=block_k, PREC=precision,
-        INTERIOR=bool(interior), num_warps=num_warps, num_stages=num_stages)
+        INTERIOR=bool(interior), ALIGN=bank.A, num_warps=num_warps, num_stages=num_stages)
     return y
 
 
