@@ -15,7 +15,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ironwave.backend.alloccheck import count_cpu_tensor_allocations
+from ironwave.backend.alloccheck import count_cpu_tensor_allocations, python_growth_bytes
 from ironwave.errors import InvalidAudio, InvalidParameter
 from ironwave.spectral.cqt import CQT, CQTStream
 
@@ -128,6 +128,9 @@ def test_engine_face_equals_offline_and_allocates_nothing(plan):
     assert count_cpu_tensor_allocations(lambda: torch.cat([blk, blk], -1), n=3) > 0
     assert count_cpu_tensor_allocations(lambda: s.process(blk, out=out), n=5) == 0
     assert count_cpu_tensor_allocations(lambda: s.process(blk), n=5) == 0
+    assert python_growth_bytes(lambda: s.process(blk, out=out), n=300, warmup=10) < 512  # no per-call object
+    with pytest.raises(InvalidParameter, match="out is"):
+        s.process(blk, out=torch.empty(batch, ch, plan.n_bins, T, dtype=torch.complex64))
 
 
 def test_errors(plan):

@@ -792,6 +792,10 @@ class CQTStream:
         res = e["res"]
         torch.mm(frames, e["K"], out=res)
         dst = e["out"] if out is None else out
+        if out is not None and (out.shape != e["out"].shape or out.dtype != e["out"].dtype or out.device != e["dev"]
+                                or not out.is_contiguous()):
+            raise InvalidParameter(f"out is {tuple(out.shape)} {out.dtype} on {out.device}; accepted: a contiguous "
+                                   f"{tuple(e['out'].shape)} {e['out'].dtype} tensor on {e['dev']}")
         r = torch.view_as_real(dst).view(B, nb, T, 2)
         src = res.view(B, T, 2, nb)
         r[..., 0].copy_(src[:, :, 0, :].transpose(1, 2))
