@@ -7,11 +7,11 @@ from ironwave.spectral.mel import (MelSpectrogram, hz_to_mel, mel_filterbank, me
                                    mel_to_stft, melspectrogram, nnls)
 from ironwave.spectral.nsgt import (NSGT, BarkScale, CQNSGT, LinScale, LogScale, MelScale, OctScale, Scale, SliCQ,
                                     SliCQInverseStream, SliCQStream, insgt, nsgt)
-from ironwave.spectral.cqt import CQT, cqt, cqt_frequencies, decimate2, icqt, resample_fft, vqt
+from ironwave.spectral.cqt import CQT, CQTStream, cqt, cqt_frequencies, decimate2, icqt, resample_fft, vqt
 from ironwave.spectral.phase import fast_griffinlim, griffinlim, pghi, spectral_convergence
 
 __all__ = [
-    "CQT", "cqt", "cqt_frequencies", "decimate2", "icqt", "resample_fft", "vqt",
+    "CQT", "CQTStream", "cqt", "cqt_frequencies", "decimate2", "icqt", "resample_fft", "vqt",
     "fast_griffinlim", "griffinlim", "pghi", "spectral_convergence",
     "MelSpectrogram", "hz_to_mel", "mel_filterbank", "mel_frequencies", "mel_to_audio", "mel_to_hz", "mel_to_stft",
     "melspectrogram", "nnls",
