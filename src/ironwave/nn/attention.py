@@ -99,7 +99,27 @@ class CrossAttention(MultiheadAttention):
         return super().forward(query, key, key if value is None else value, attn_mask, need_weights)
 
 
-class TransformerLayer(nn.Module):
+class _PreNormFF(nn.Module):
+    """What the self- and cross-attention layers share: the feed-forward
+    (``linear1``/``linear2``), the LayerScales ``gamma_1``/``gamma_2`` and ``norm_out``
+    (demucs' parameter names)."""
+
+    def _init_shared(self, dim: int, hidden: int, layer_scale: bool, norm_out: bool, gelu: bool) -> None:
+        from ironwave.nn.layers import ChannelGroupNorm, LayerScale
+
+        self.linear1 = nn.Linear(dim, hidden)
+        self.linear2 = nn.Linear(hidden, dim)
+        self.norm_out = ChannelGroupNorm(1, dim) if norm_out else None
+        self.gamma_1 = LayerScale(dim, 1e-4, True) if layer_scale else nn.Identity()
+        self.gamma_2 = LayerScale(dim, 1e-4, True) if layer_scale else nn.Identity()
+        self.gelu = gelu
+
+    def _ff(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.linear1(x)
+        return self.linear2(F.gelu(h) if self.gelu else F.relu(h))
+
+
+class TransformerLayer(_PreNormFF):
     """Pre-norm transformer encoder layer with LayerScale and an optional output GroupNorm.
 
     ``x = x + gamma_1 * attn(norm1(x)); x = x + gamma_2 * ff(norm2(x)); x = norm_out(x)``
@@ -111,21 +131,12 @@ class TransformerLayer(nn.Module):
     def __init__(self, dim: int, heads: int, hidden: int, *, layer_scale: bool = True, norm_out: bool = True,
                  gelu: bool = True, eps: float = 1e-5) -> None:
         super().__init__()
-        from ironwave.nn.layers import ChannelGroupNorm, LayerNorm, LayerScale
+        from ironwave.nn.layers import LayerNorm
 
         self.self_attn = MultiheadAttention(dim, heads, batch_first=True)
-        self.linear1 = nn.Linear(dim, hidden)
-        self.linear2 = nn.Linear(hidden, dim)
         self.norm1 = LayerNorm(dim, eps=eps)
         self.norm2 = LayerNorm(dim, eps=eps)
-        self.norm_out = ChannelGroupNorm(1, dim) if norm_out else None
-        self.gamma_1 = LayerScale(dim, 1e-4, True) if layer_scale else nn.Identity()
-        self.gamma_2 = LayerScale(dim, 1e-4, True) if layer_scale else nn.Identity()
-        self.gelu = gelu
-
-    def _ff(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.linear1(x)
-        return self.linear2(F.gelu(h) if self.gelu else F.relu(h))
+        self._init_shared(dim, hidden, layer_scale, norm_out, gelu)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.gamma_1(self.self_attn(self.norm1(x))[0])
@@ -135,7 +146,7 @@ class TransformerLayer(nn.Module):
         return x
 
 
-class CrossTransformerLayer(nn.Module):
+class CrossTransformerLayer(_PreNormFF):
     """Pre-norm cross-attention layer: queries from x, keys/values from a context.
 
     ``x = q + gamma_1 * cross_attn(norm1(q), norm2(k)); x = x + gamma_2 * ff(norm3(x)); norm_out``.
@@ -145,22 +156,13 @@ class CrossTransformerLayer(nn.Module):
     def __init__(self, dim: int, heads: int, hidden: int, *, layer_scale: bool = True, norm_out: bool = True,
                  gelu: bool = True, eps: float = 1e-5) -> None:
         super().__init__()
-        from ironwave.nn.layers import ChannelGroupNorm, LayerNorm, LayerScale
+        from ironwave.nn.layers import LayerNorm
 
         self.cross_attn = CrossAttention(dim, heads, batch_first=True)
-        self.linear1 = nn.Linear(dim, hidden)
-        self.linear2 = nn.Linear(hidden, dim)
         self.norm1 = LayerNorm(dim, eps=eps)
         self.norm2 = LayerNorm(dim, eps=eps)
         self.norm3 = LayerNorm(dim, eps=eps)
-        self.norm_out = ChannelGroupNorm(1, dim) if norm_out else None
-        self.gamma_1 = LayerScale(dim, 1e-4, True) if layer_scale else nn.Identity()
-        self.gamma_2 = LayerScale(dim, 1e-4, True) if layer_scale else nn.Identity()
-        self.gelu = gelu
-
-    def _ff(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.linear1(x)
-        return self.linear2(F.gelu(h) if self.gelu else F.relu(h))
+        self._init_shared(dim, hidden, layer_scale, norm_out, gelu)
 
     def forward(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         x = q + self.gamma_1(self.cross_attn(self.norm1(q), self.norm2(k))[0])
