@@ -157,3 +157,40 @@ def test_feedforward_and_unet_shapes():
     store = inn.SkipStore()
     with pytest.raises(InvalidParameter, match="empty"):
         store.pop()
+
+
+@pytest.mark.parametrize("shape,groups", [((2, 6, 5000), 1), ((1, 8, 40, 33), 4), ((3, 12, 700), 3)])
+@pytest.mark.parametrize("affine", [True, False])
+def test_groupnorm_split_reduction_matches_torch(shape, groups, affine):
+    """The CUDA split-row path (used when few long rows) equals F.group_norm, both layouts."""
+    from ironwave.nn.layers import _group_norm_split
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(*shape, generator=g) * 3 + 2.5
+    c = shape[1]
+    w = torch.randn(c, generator=g) if affine else None
+    b = torch.randn(c, generator=g) if affine else None
+    want = torch.nn.functional.group_norm(x, groups, w, b, 1e-5)
+    torch.testing.assert_close(_group_norm_split(x, groups, w, b, 1e-5), want, rtol=1e-5, atol=1e-5)
+    if x.ndim == 3:  # channels-last face (transformer norm_out): [batch, time, channels]
+        got = _group_norm_split(x.transpose(1, 2).contiguous(), groups, w, b, 1e-5, channel_last=True)
+        torch.testing.assert_close(got.transpose(1, 2), want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.gpu
+def test_groupnorm_split_path_is_taken_on_cuda_and_matches_torch():
+    from ironwave.nn import layers
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    x = torch.randn(1, 48, 90000, device="cuda")
+    gn = inn.GroupNorm(1, 48).cuda()
+    torch.nn.init.normal_(gn.weight)
+    torch.nn.init.normal_(gn.bias)
+    assert layers._use_split(x, 1)
+    torch.testing.assert_close(gn(x), torch.nn.functional.group_norm(x, 1, gn.weight, gn.bias, 1e-5),
+                               rtol=1e-5, atol=1e-5)
+    cg = inn.ChannelGroupNorm(1, 48).cuda()
+    xt = x.transpose(1, 2).contiguous()
+    torch.testing.assert_close(cg(xt).transpose(1, 2), torch.nn.functional.group_norm(x, 1, cg.weight, cg.bias, 1e-5),
+                               rtol=1e-5, atol=1e-5)
