@@ -30,18 +30,36 @@ def run(h: Harness) -> None:
     if dev.type == "cuda":
         batch, secs = (8, 10) if h.quick else (64, 60)
         x = torch.randn(batch, SR * secs, device=dev)
-        for method in ("freqwin", "torch"):
+        for method in ("auto", "triton", "freqwin", "torch"):
             h.compare(f"stft {batch} x {secs} s, n_fft 2048 hop 512 [{method}] (GPU)",
                       lambda m=method: stft(x, N_FFT, HOP, method=m, device=dev), lambda: torch_stft(x),
                       peer_name="torch.stft", target=">= 1.5x torch.stft", target_ratio=1.5, repeat=10,
                       params={"batch": batch, "seconds": secs, "method": method})
+        try:  # tile sweep of the Triton framing kernel (+ cuFFT), to pick the launch defaults
+            from ironwave.dsp import _stft_triton as tri
+
+            for bf, bn, nw in [(4, 1024, 4), (8, 512, 4), (16, 256, 4), (2, 2048, 8), (8, 1024, 8), (1, 2048, 4)]:
+                h.compare(f"stft triton sweep block_f={bf} block_n={bn} warps={nw}",
+                          lambda bf=bf, bn=bn, nw=nw: tri.stft_triton(x, win, HOP, N_FFT // 2, "constant",
+                                                                      1 + x.shape[-1] // HOP, block_f=bf, block_n=bn,
+                                                                      num_warps=nw),
+                          lambda: torch_stft(x), peer_name="torch.stft", repeat=10,
+                          params={"block_f": bf, "block_n": bn, "num_warps": nw})
+            fr = lambda: tri.stft_frames(x, win, HOP, N_FFT // 2, "constant", 1 + x.shape[-1] // HOP)  # noqa: E731
+            frames = fr()
+            h.compare("stft triton framing kernel alone vs cuFFT rfft of the frames alone", fr,
+                      lambda: torch.fft.rfft(frames), peer_name="torch.fft.rfft (contiguous frames)", repeat=10,
+                      params={"bytes_written": frames.numel() * 4})
+            del frames
+        except ImportError as e:
+            print("no triton:", e)
         S = torch_stft(x)
         h.compare(f"istft {batch} x {secs} s (GPU)", lambda: istft(S, HOP, length=x.shape[-1], device=dev),
                   lambda: torch.istft(S, N_FFT, HOP, window=win, length=x.shape[-1]), peer_name="torch.istft", repeat=10)
         # parity on the device
         xs = x[:4, : SR * 5]
         ref = torch_stft(xs)
-        for method in ("freqwin", "torch"):
+        for method in ("triton", "freqwin", "torch"):
             err = _rel(stft(xs, N_FFT, HOP, method=method, device=dev), ref)
             h.record(f"GPU parity vs torch.stft [{method}]", err, "max rel", target="<= 1e-5", met=err <= 1e-5)
         return

@@ -273,7 +273,7 @@ def test_bad_audio():
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("method", ["torch", "freqwin"])
+@pytest.mark.parametrize("method", ["torch", "freqwin", "triton"])
 def test_gpu_matches_cpu(method):
     telemetry.reset()
     x = torch.randn(4, 48000)
@@ -514,3 +514,33 @@ def test_gpu_process_matches_cpu():
             assert torch.cuda.memory_stats()["segment.all.allocated"] == before
     assert rel(outs["cuda"][0], outs["cpu"][0]) < 1e-5
     torch.testing.assert_close(outs["cuda"][1], outs["cpu"][1], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("pad_mode", ["constant", "reflect", "replicate", "circular"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_gpu_auto_runs_triton_kernel_and_matches_torch(pad_mode, dtype):
+    telemetry.reset()
+    x = torch.randn(3, 2, 30011, dtype=dtype, device="cuda")
+    for n_fft, hop, wl, center, norm in [(2048, 512, None, True, False), (1000, 333, 800, True, True),
+                                        (256, 256, None, False, False)]:
+        y = stft(x, n_fft, hop, wl, "hann", center=center, pad_mode=pad_mode, normalized=norm)
+        w = torch.hann_window(wl or n_fft, dtype=dtype, device="cuda")
+        ref = torch.stft(x.reshape(6, -1), n_fft, hop, wl, window=w, center=center, pad_mode=pad_mode,
+                         normalized=norm, return_complex=True).reshape(3, 2, n_fft // 2 + 1, -1)
+        assert y.shape == ref.shape and y.dtype == ref.dtype
+        assert rel(y, ref) < (1e-6 if dtype == torch.float32 else 1e-12)
+    assert telemetry.backends("dsp.stft.triton") == {"cuda": 3}
+    xg = x[0, :1].clone().requires_grad_(True)  # autograd -> torch path
+    stft(xg, 256, 64).abs().sum().backward()
+    assert telemetry.backends("dsp.stft.torch") == {"cuda": 1} and xg.grad is not None
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_triton_path_rejects_nan_with_its_index():
+    x = torch.randn(2, 40000, device="cuda")
+    x[1, 12345] = float("nan")
+    with pytest.raises(InvalidAudio, match="12345"):
+        stft(x, 2048, 512)

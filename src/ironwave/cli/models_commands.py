@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -20,7 +21,10 @@ def separate(
     fmt: str = typer.Option("wav", "--format", "-f", help="wav (32-bit float) | flac (24-bit)"),
     shifts: int = typer.Option(0, min=0, max=20, help="random time shifts to average (quality vs. time)"),
     overlap: float = typer.Option(0.25, min=0.0, max=0.95, help="segment overlap fraction"),
-    batch_size: int = typer.Option(8, "--batch-size", min=1, help="segments per forward pass"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1,
+                                             help="segments per forward pass (default: 1 in float32, with a CUDA "
+                                                  "graph on GPUs, at the reference's memory; 8 for bf16/fp16 on "
+                                                  "GPUs). Larger batches: faster, activation memory grows"),
     precision: str = typer.Option("float32", help="float32 | bfloat16 | float16 (autocast)"),
     time_only: bool = typer.Option(False, "--time-only", help="fast mode: waveform branch only (lower quality)"),
 ) -> None:

@@ -24,10 +24,16 @@ Two exact methods compute the forward transform:
     Mathematically identical to time-domain windowing; it differs from
     ``torch.stft`` only by float rounding (tests hold it to 1e-6 relative).
 
-``method="auto"`` (default) picks per device from :data:`AUTO_METHOD` (``"torch"``
-on both until GPU timings say otherwise: on the CPU ``freqwin`` measured slower, on
-CUDA it moves the same DRAM traffic as ``torch.stft`` unless fused; see
-docs/dsp-stft-resample.md). ``freqwin`` is used by ``auto`` only where it applies.
+``method="triton"`` (CUDA, float32/float64, no autograd)
+    one Triton kernel reads the *unpadded* signal and writes the windowed frames
+    contiguously, applying the centre padding by index arithmetic (no padded copy,
+    no strided window pass), then cuFFT's batched R2C runs on the contiguous frames
+    (:mod:`ironwave.dsp._stft_triton`). Same arithmetic as ``torch.stft``.
+
+``method="auto"`` (default) picks per device from :data:`AUTO_METHOD`: ``"torch"`` on
+the CPU (``freqwin`` measured slower there), ``"triton"`` on CUDA when Triton imports
+and no gradient is needed (else ``"torch"``; a kernel failure warns once and falls
+back). Timings in docs/dsp-stft-resample.md. ``freqwin`` is never picked by ``auto``.
 
 ``istft`` is a weighted overlap-add (``sum_t w * frame_t / sum_t w^2``): an
 exact inverse of :func:`stft` for any window/hop that satisfies NOLA (checked;
@@ -45,6 +51,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -55,16 +62,18 @@ import torch.nn.functional as F
 from ironwave.backend.device import DeviceLike, choose_device, resolve_device
 from ironwave.backend.telemetry import telemetry
 from ironwave.backend.validate import as_tensor, check_audio, check_finite, restore_type
+from ironwave.dsp._optional import disable, optional_module
 from ironwave.dsp.windows import WindowSpec, cosine_sum_coefficients, describe, finite_fast, get_window, pad_window
-from ironwave.errors import InvalidAudio, InvalidParameter
+from ironwave.errors import BackendUnavailable, InvalidAudio, InvalidParameter
 
 _PAD_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "replicate", "edge": "replicate",
               "circular": "circular", "wrap": "circular"}
-_METHODS = ("auto", "torch", "freqwin")
+_METHODS = ("auto", "torch", "freqwin", "triton")
+_TRITON_MOD = "ironwave.dsp._stft_triton"
 NOLA_TOL = 1e-11
 
 #: What ``method="auto"`` runs per device type (set ``"freqwin"`` where it measures faster).
-AUTO_METHOD: dict[str, str] = {"cpu": "torch", "cuda": "torch"}
+AUTO_METHOD: dict[str, str] = {"cpu": "torch", "cuda": "triton"}
 
 
 # ----------------------------------------------------------------------------- device / telemetry
@@ -319,7 +328,7 @@ def _frames_view(x2: torch.Tensor, p: STFTParams) -> tuple[torch.Tensor, int, in
     return frames, rows, T
 
 
-def _stft_core(x2: torch.Tensor, p: STFTParams, method: str) -> torch.Tensor:
+def _stft_core(x2: torch.Tensor, p: STFTParams, method: str, flag: torch.Tensor | None = None) -> torch.Tensor:
     """STFT of ``x2 [R, L]`` on its device -> complex ``[R, n_freq, T]``."""
     R, L = x2.shape
     coefs = cosine_sum_coefficients(p.window)
@@ -333,6 +342,13 @@ def _stft_core(x2: torch.Tensor, p: STFTParams, method: str) -> torch.Tensor:
         out = Y.as_strided((R, Tn, nf), (rows * nf, nf, 1))
         return out.transpose(1, 2)
     w = p.window_tensor(x2.dtype, x2.device)
+    if method == "triton":
+        tri = optional_module(_TRITON_MOD)
+        if tri is None:
+            raise BackendUnavailable("method='triton' needs the triton package (pip install triton) and CUDA")
+        if p.normalized:
+            w = w * p.n_fft ** -0.5
+        return tri.stft_triton(x2, w, p.hop_length, p.pad, p.pad_mode, p.n_frames(L), flag=flag)
     return torch.stft(x2, p.n_fft, p.hop_length, win_length=p.n_fft, window=w, center=p.center,
                       pad_mode=p.pad_mode, normalized=p.normalized, onesided=True, return_complex=True)
 
@@ -345,9 +361,21 @@ def _pick_method(method: str, p: STFTParams, device_type: str = "cpu") -> str:
         raise InvalidParameter("method='freqwin' needs a cosine-sum window ('hann', 'hamming', 'blackman', 'rect') "
                                f"with win_length == n_fft >= 8; got window={describe(p.window)}, win_length={p.win_length}, "
                                f"n_fft={p.n_fft}. Use method='torch' or 'auto'")
+    if method == "triton" and device_type != "cuda":
+        raise InvalidParameter(f"method='triton' runs on CUDA only; the STFT runs on {device_type!r}. "
+                               "Use method='auto' or 'torch'")
     if method == "auto":
-        return "freqwin" if ok and AUTO_METHOD.get(device_type, "torch") == "freqwin" else "torch"
+        auto = AUTO_METHOD.get(device_type, "torch")
+        if auto == "freqwin":
+            return "freqwin" if ok else "torch"
+        return auto
     return method
+
+
+def _triton_usable(x2: torch.Tensor) -> bool:
+    """``auto`` on CUDA: the Triton kernel applies (float32/64, no gradient, Triton importable)."""
+    return (x2.dtype in (torch.float32, torch.float64) and not (x2.requires_grad and torch.is_grad_enabled())
+            and optional_module(_TRITON_MOD) is not None)
 
 
 def _check_length(L: int, p: STFTParams, name: str) -> None:
@@ -378,7 +406,7 @@ def stft(x: Any, n_fft: int, hop_length: Optional[int] = None, win_length: Optio
         pad_mode: ``"constant"`` (zeros, default, as librosa), ``"reflect"``,
             ``"replicate"``/``"edge"``, ``"circular"``/``"wrap"``.
         normalized: multiply by ``n_fft ** -0.5``.
-        method: ``"auto"``, ``"torch"`` or ``"freqwin"`` (see the module docs).
+        method: ``"auto"``, ``"torch"``, ``"freqwin"`` or ``"triton"`` (see the module docs).
         device: ``"auto"`` (calibrated crossover), ``"cpu"``, ``"cuda[:N]"``.
             The result comes back on the input's device.
 
@@ -389,7 +417,6 @@ def stft(x: Any, n_fft: int, hop_length: Optional[int] = None, win_length: Optio
     p = make_params(n_fft, hop_length, win_length, window, center, pad_mode, normalized)
     t, was_numpy = as_tensor(x, "x")
     t = check_audio(t, "x", finite=False)
-    finite_fast(t, "x")
     _check_length(t.shape[-1], p, "stft")
     home, dtype = t.device, t.dtype
     work_dtype = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
@@ -399,7 +426,26 @@ def stft(x: Any, n_fft: int, hop_length: Optional[int] = None, win_length: Optio
     m = _pick_method(method, p, dev.type)
     t0 = time.perf_counter()
     x2 = t.reshape(R, L).to(device=dev, dtype=work_dtype)
-    y = _stft_core(x2, p, m)
+    if m == "triton" and method == "auto" and not _triton_usable(x2):
+        m = "torch"
+    y = None
+    if m == "triton":
+        # the kernel screens the input for NaN/Inf while framing it (no separate pass)
+        flag = torch.zeros(1, dtype=torch.int32, device=dev)
+        try:
+            y = _stft_core(x2, p, m, flag)
+        except Exception as e:  # noqa: BLE001 - a broken Triton install must not break stft
+            if method != "auto":
+                raise
+            warnings.warn(f"ironwave.dsp.stft: the Triton kernel failed ({type(e).__name__}: {e}); "
+                          "using torch.stft from now on", RuntimeWarning, stacklevel=2)
+            disable(_TRITON_MOD)
+            m = "torch"
+        if y is not None and int(flag.item()):
+            check_finite(t, "x")  # raises, naming the first bad sample
+    if y is None:
+        finite_fast(t, "x")
+        y = _stft_core(x2, p, m)
     record_ran(f"dsp.stft.{m}", y, t0, device)
     y = y.reshape(*batch_shape, p.n_freq, y.shape[-1]).to(home)
     return restore_type(y, was_numpy)
@@ -774,6 +820,8 @@ class STFTStream:
             raise InvalidParameter(f"STFTStream with center=True supports pad_mode='constant' only, got {pad_mode!r} "
                                    "(reflection needs samples that have not arrived yet)")
         self.method = _pick_method(method, self.params, "cuda" if str(device).startswith("cuda") else "cpu")
+        if self.method == "triton" and method == "auto" and optional_module(_TRITON_MOD) is None:
+            self.method = "torch"
         self.device = device
         self._rt: Optional[_STFTRT] = None
         self.reset()
