@@ -132,6 +132,10 @@ def run(h: Harness) -> None:
         h.compare(f"apply {seconds} s, bf16 defaults vs demucs float32 (torch default flags)",
                   lambda: ours_run(precision="bf16"), lambda: ref_run(None), peer_name="demucs fp32 (TF32 on)",
                   warmup=warm, repeat=repeat, target=">= 4x", target_ratio=4.0, params=pb)
+        h.compare(f"apply {seconds} s, bf16 batch 16 vs demucs float32 (torch default flags)",
+                  lambda: ours_run(precision="bf16", batch_size=16), lambda: ref_run(None),
+                  peer_name="demucs fp32 (TF32 on)", warmup=warm, repeat=repeat,
+                  params=dict(pb, batch_size=16))
         bf = ours_run(precision="bf16")
         sdr = _sdr(got, bf)
         h.record("bf16 (defaults) stems SDR vs float32 output", sdr, "dB", target=">= 40 dB", met=sdr >= 40,

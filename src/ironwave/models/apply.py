@@ -143,6 +143,18 @@ class _TensorReader:
             return self.x.new_zeros(*self.x.shape[:-1], end - start)
         return F.pad(self.x[..., a:b], (a - start, end - b))
 
+    def read_into(self, start: int, end: int, out: torch.Tensor) -> None:
+        """As :meth:`read`, written into ``out [batch, channels, end-start]`` (one copy)."""
+        a, b = max(0, start), min(self.length, end)
+        if a >= b:
+            out.zero_()
+            return
+        if a > start:
+            out[..., :a - start].zero_()
+        if b < end:
+            out[..., b - start:].zero_()
+        out[..., a - start:b - start].copy_(self.x[..., a:b])
+
 
 class _FileReader:
     """Random-access window reads from a sound file (mono duplicated; >2 channels: first ones)."""
@@ -170,6 +182,10 @@ class _FileReader:
                 t = t[: self.channels]
             out[0, :, a - start:b - start] = (t - self.shift) / self.scale
         return out
+
+    def read_into(self, start: int, end: int, out: torch.Tensor) -> None:
+        """As :meth:`read`, written into ``out [1, channels, end-start]``."""
+        out.copy_(self.read(start, end))
 
     def close(self) -> None:
         self.f.close()
@@ -268,22 +284,49 @@ def _run_pass(forward: BatchedForward, reader: _Reader, *, base: int, length: in
     offsets = list(segment_offsets(length, segment_length, overlap))
     stride = int((1 - overlap) * segment_length)
     dev = forward.device
-    b = None
+    b = getattr(reader, "batch", 1)
     acc: torch.Tensor | None = None
     wsum: torch.Tensor | None = None
     acc_start = 0  # virtual position of acc[..., 0]
-    for i in range(0, len(offsets), batch):
+    # On CUDA the host work overlaps the GPU: segments are read into one of two pinned staging
+    # buffers and copied asynchronously, and each finished block is handed to ``emit`` (a
+    # device->host copy) on a side stream one batch late, while the next forward runs.
+    staged = dev.type == "cuda" and hasattr(reader, "read_into")
+    stages: list[tuple[torch.Tensor, torch.cuda.Event]] = []
+    side = torch.cuda.Stream(dev) if dev.type == "cuda" else None
+    pending: list[tuple[int, torch.Tensor, Any]] = []
+
+    def flush() -> None:
+        while pending:
+            t0, block, ev = pending.pop(0)
+            if side is None:
+                emit(t0, block)
+                continue
+            with torch.cuda.stream(side):
+                side.wait_event(ev)
+                block.record_stream(side)
+                emit(t0, block)
+            side.synchronize()
+
+    for k, i in enumerate(range(0, len(offsets), batch)):
         group = offsets[i:i + batch]
-        windows, lens = [], []
-        for off in group:
-            clen = min(length - off, segment_length)
-            delta = valid_length - clen
-            start = off - delta // 2
-            w = reader.read(base + start, base + start + valid_length)
-            windows.append(w)
-            lens.append(clen)
-        x = torch.cat(windows, 0)
-        b = windows[0].shape[0]
+        lens = [min(length - off, segment_length) for off in group]
+        starts = [off - (valid_length - clen) // 2 for off, clen in zip(group, lens)]
+        if staged:
+            if len(stages) < 2:
+                buf = torch.empty(batch * b, reader.channels, valid_length, pin_memory=True)
+                stages.append((buf, torch.cuda.Event()))
+            buf, ev_in = stages[k % 2]
+            ev_in.synchronize()  # its previous upload has finished
+            xs = buf[:len(group) * b]
+            for j, start in enumerate(starts):
+                reader.read_into(base + start, base + start + valid_length, xs[j * b:(j + 1) * b])
+            x = xs.to(dev, non_blocking=True)
+            ev_in.record()
+        else:
+            windows = [reader.read(base + start, base + start + valid_length) for start in starts]
+            x = torch.cat(windows, 0)
+            b = windows[0].shape[0]
         stats.max_window_samples = max(stats.max_window_samples, x.shape[0] // b * valid_length)
         y = forward(x)  # [n*b, S, C, valid]
         stats.batches += 1
@@ -305,13 +348,20 @@ def _run_pass(forward: BatchedForward, reader: _Reader, *, base: int, length: in
             wsum[p:p + clen] += weight[:clen]
         nxt = offsets[i + batch] if i + batch < len(offsets) else length
         done = nxt - acc_start
+        flush()  # the previous batch's block (its copy overlapped this batch's forward)
         if done > 0:
-            emit(acc_start, acc[..., :done] / wsum[:done])
+            block = acc[..., :done] / wsum[:done]
+            ev = None
+            if side is not None:
+                ev = torch.cuda.Event()
+                ev.record()
+            pending.append((acc_start, block, ev))
             acc = torch.cat([acc[..., done:], torch.zeros_like(acc[..., :done])], -1)
             wsum = torch.cat([wsum[done:], torch.zeros_like(wsum[:done])], -1)
             acc_start = nxt
         if progress is not None:
             progress(len(group))
+    flush()
 
 
 def _tf32_for(tf32: bool | None, precision: str, device: torch.device) -> bool | None:
