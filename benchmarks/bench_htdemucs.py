@@ -13,6 +13,7 @@ too (apples to apples). The demucs run with torch's default flags (TF32 on) is r
 """
 from __future__ import annotations
 
+import gc
 import sys
 import types
 
@@ -46,6 +47,7 @@ def _sdr(ref: torch.Tensor, est: torch.Tensor) -> float:
 def _peak(dev: torch.device, fn) -> float | None:
     if dev.type != "cuda":
         return None
+    gc.collect()  # garbage of earlier calls (a captured graph's pool) must not be freed inside the measured call
     torch.cuda.synchronize(dev)
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats(dev)

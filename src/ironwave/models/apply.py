@@ -252,6 +252,10 @@ class BatchedForward:
             kw = {"time_only": True} if self.time_only else {}
             return self.model(x, **kw).float()
 
+    def close(self) -> None:
+        """Release the captured graph and its memory pool now (not at garbage collection)."""
+        self.program = None
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
         x = x.to(self.device, non_blocking=True)
@@ -431,6 +435,18 @@ def _separate(model: Any, reader: _Reader, emit: Callable[[int, torch.Tensor], N
         if progress is not None:
             progress(done[0], total)
 
+    try:
+        _run_plan(fwd, reader, emit, plan, length=length, segment_length=segment_length, valid_length=valid_length,
+                  overlap=overlap, weight=weight, batch=batch_size, sources=n_sources, stats=stats, tick=tick,
+                  pass_done=pass_done)
+    finally:
+        fwd.close()
+
+
+def _run_plan(fwd: BatchedForward, reader: _Reader, emit: Callable[[int, torch.Tensor], None],
+              plan: list[tuple[int, int, int]], *, length: int, segment_length: int, valid_length: int,
+              overlap: float, weight: torch.Tensor, batch: int, sources: int, stats: SeparationStats,
+              tick: Callable[[int], None], pass_done: Callable[[], None] | None) -> None:
     for base, ln, drop in plan:
         def emit_pass(t0: int, block: torch.Tensor, drop: int = drop) -> None:
             # virtual position t maps to mix position t - drop; keep [0, length)
@@ -440,7 +456,7 @@ def _separate(model: Any, reader: _Reader, emit: Callable[[int, torch.Tensor], N
                 emit(a - drop, block[..., a - t0:b - t0])
 
         _run_pass(fwd, reader, base=base, length=ln, segment_length=segment_length, valid_length=valid_length,
-                  overlap=overlap, weight=weight, batch=batch_size, sources=n_sources, emit=emit_pass, stats=stats,
+                  overlap=overlap, weight=weight, batch=batch, sources=sources, emit=emit_pass, stats=stats,
                   progress=tick)
         if pass_done is not None:
             pass_done()
