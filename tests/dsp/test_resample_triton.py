@@ -233,7 +233,7 @@ def test_compiles_for_sm90_offline():
         from triton.compiler import ASTSource
         spec = importlib.util.spec_from_file_location("rt", {str(SRC)!r})
         rt = importlib.util.module_from_spec(spec); sys.modules["rt"] = rt; spec.loader.exec_module(rt)
-        sig = dict(x_ptr="*fp32", w_ptr="*fp32", b0_ptr="*i32", y_ptr="*fp32", n="i32", n_out="i32",
+        sig = dict(x_ptr="*fp32", w_ptr="*fp32", b0_ptr="*i32", y_ptr="*fp32", flag_ptr="*i32", n="i32", n_out="i32",
                    tiles="i32", x_stride="i32", y_stride="i32", b_min="i32", b_max="i32")
         sig.update({{k: "constexpr" for k in ("LP", "MP", "G", "KP", "BQ", "BN", "BK", "PREC", "INTERIOR", "ALIGN")}})
         names = list(sig)
@@ -283,7 +283,7 @@ class _Stub:
     def __init__(self, action):
         self.action, self.calls = action, 0
 
-    def resample_triton(self, x, plan):
+    def resample_triton(self, x, plan, flag=None):
         self.calls += 1
         if self.action == "fail":
             raise RuntimeError("PTX too new")
@@ -373,3 +373,29 @@ def test_gpu_dispatch(real_audio):
     assert yh.dtype == torch.float16 and telemetry.counters().get("dsp.resample.backend.triton") == 1
     with pytest.raises(BackendUnavailable):
         resample(xc.double(), 44100, 48000, backend="triton")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+@pytest.mark.parametrize("where", [0, 777, 1600])
+def test_kernel_flags_non_finite_input(tri, bad, where):
+    """The kernel's output-tile screen sees a NaN/Inf anywhere in the input (first, middle, last sample)."""
+    x = torch.randn(2, 1601, generator=torch.Generator().manual_seed(3))
+    plan = design(48000, 44100)
+    flag = torch.zeros(1, dtype=torch.int32)
+    tri.resample_triton(x, plan, block_q=16, flag=flag)
+    assert int(flag) == 0
+    x[1, where] = bad
+    tri.resample_triton(x, plan, block_q=16, flag=flag)
+    assert int(flag) > 0
+
+
+@pytest.mark.gpu
+def test_gpu_resample_rejects_nan_with_its_index():
+    from ironwave.errors import InvalidAudio
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    x = torch.randn(3, 48000, device="cuda")
+    x[2, 40000] = float("nan")
+    with pytest.raises(InvalidAudio, match="40000"):
+        resample(x, 48000, 44100)

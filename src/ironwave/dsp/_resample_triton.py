@@ -90,7 +90,7 @@ def _group_tile(xrow, w_ptr, g, b0, q, n, KP: tl.constexpr, BQ: tl.constexpr, BN
 
 
 @triton.jit
-def _resample_kernel(x_ptr, w_ptr, b0_ptr, y_ptr,
+def _resample_kernel(x_ptr, w_ptr, b0_ptr, y_ptr, flag_ptr,
                      n, n_out, tiles, x_stride, y_stride, b_min, b_max,
                      LP: tl.constexpr, MP: tl.constexpr, G: tl.constexpr, KP: tl.constexpr,
                      BQ: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, PREC: tl.constexpr,
@@ -114,7 +114,12 @@ def _resample_kernel(x_ptr, w_ptr, b0_ptr, y_ptr,
             acc = _group_tile(xrow, w_ptr, g, b0, q, n, KP, BQ, BN, BK, PREC, MP, True, ALIGN)
         col = g * BN + nn
         m = q[:, None] * LP + col[None, :]
-        tl.store(yrow + m, acc, mask=(col[None, :] < LP) & (m < n_out))
+        sm = (col[None, :] < LP) & (m < n_out)
+        tl.store(yrow + m, acc, mask=sm)
+        # NaN/Inf screen on the output tile (a non-finite input sample reaches every output whose
+        # window loads it, also through zero taps: NaN * 0 = NaN): count, add only when non-zero
+        bad = tl.sum(tl.where(sm & ((acc != acc) | (acc == float("inf")) | (acc == float("-inf"))), 1, 0))
+        tl.atomic_add(flag_ptr, bad, mask=bad > 0)
 
 
 @dataclass
@@ -223,7 +228,7 @@ def supported(plan: Any, device: torch.device, BN: int = BLOCK_N, BK: int = BLOC
 def resample_triton(x: torch.Tensor, plan: Any, *, precision: str = DEFAULT_PRECISION,
                     block_q: int = BLOCK_Q, block_n: int = BLOCK_N, block_k: int = BLOCK_K,
                     num_warps: int = NUM_WARPS, num_stages: int = NUM_STAGES,
-                    interior: bool = INTERIOR, align: int = ALIGN) -> torch.Tensor:
+                    interior: bool = INTERIOR, align: int = ALIGN, flag: torch.Tensor | None = None) -> torch.Tensor:
     """Resample ``x [rows, n]`` (float32) with *plan*: ``[rows, ceil(n L / M)]`` float32.
 
     Same output as the torch path of :func:`ironwave.dsp.resample.resample` (zero-phase,
@@ -241,6 +246,8 @@ def resample_triton(x: torch.Tensor, plan: Any, *, precision: str = DEFAULT_PREC
         align: align window starts to this many samples (a power of two; capped by
             ``block_k`` and the power of two in the super-hop's input length) so window
             rows load as 16-byte vectors; 1: unaligned (the first version; for comparisons).
+        flag: optional zeroed int32 ``[1]`` tensor; the number of non-finite output samples is
+            added to it (0: all finite; the caller then needs no separate pass over ``x``).
 
     Raises:
         ValueError: bad precision/tiles or a dtype other than float32.
@@ -270,8 +277,10 @@ def resample_triton(x: torch.Tensor, plan: Any, *, precision: str = DEFAULT_PREC
     tiles = -(-q_total // block_q)
     if R * tiles >= 2**31 or n_out + bank.LP * block_q >= 2**31 or n + bank.MP * block_q + bank.KP >= 2**31:
         raise Unsupported("signal too long for the Triton kernel's 32-bit indexing")
+    if flag is None:
+        flag = torch.zeros(1, dtype=torch.int32, device=x.device)
     _resample_kernel[(R * tiles,)](
-        x, bank.w, bank.b0, y, n, n_out, tiles, x.stride(0), y.stride(0), bank.b_min, bank.b_max,
+        x, bank.w, bank.b0, y, flag, n, n_out, tiles, x.stride(0), y.stride(0), bank.b_min, bank.b_max,
         LP=bank.LP, MP=bank.MP, G=bank.G, KP=bank.KP, BQ=block_q, BN=block_n, BK=block_k, PREC=precision,
         INTERIOR=bool(interior), ALIGN=bank.A, num_warps=num_warps, num_stages=num_stages)
     return y

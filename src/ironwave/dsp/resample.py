@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from ironwave.dsp._optional import disable, optional_module
 from ironwave.backend.device import BackendUnavailable, DeviceLike
 from ironwave.backend.telemetry import telemetry
-from ironwave.backend.validate import as_tensor, check_audio, restore_type
+from ironwave.backend.validate import as_tensor, check_audio, check_finite, restore_type
 from ironwave.dsp.stft import RT_TELEMETRY_EVERY, _pos_int, _rt_input, _rt_setup, record_ran, run_device
 from ironwave.dsp.windows import finite_fast
 from ironwave.errors import InvalidAudio, InvalidParameter
@@ -240,7 +240,8 @@ def _triton_module() -> Any:
     return optional_module(_TRITON_MOD)
 
 
-def _run_triton(x2: torch.Tensor, plan: PolyphasePlan, backend: str) -> Optional[torch.Tensor]:
+def _run_triton(x2: torch.Tensor, plan: PolyphasePlan, backend: str,
+                flag: Optional[torch.Tensor] = None) -> Optional[torch.Tensor]:
     """The Triton kernel's output, or None (then the torch path runs): ``backend="auto"``
     falls back when the kernel is unavailable or fails (warning once), ``"triton"`` raises."""
     mod = _triton_module()
@@ -250,7 +251,7 @@ def _run_triton(x2: torch.Tensor, plan: PolyphasePlan, backend: str) -> Optional
                                      "kernel that compiles on this GPU")
         return None
     try:
-        y = mod.resample_triton(x2, plan)
+        y = mod.resample_triton(x2, plan, flag=flag)
     except mod.Unsupported:
         if backend == "triton":
             raise
@@ -296,7 +297,6 @@ def resample(x: Any, orig_sr: int, new_sr: int, *, zeros: float = DEFAULT_ZEROS,
         raise InvalidParameter(f"backend={backend!r}; accepted: 'auto', 'torch', 'triton'")
     t, was_numpy = as_tensor(x, "x")
     t = check_audio(t, "x", finite=False)
-    finite_fast(t, "x")
     batch_shape, n = t.shape[:-1], t.shape[-1]
     R = max(int(math.prod(batch_shape)), 1)
     home, dtype = t.device, t.dtype
@@ -305,6 +305,7 @@ def resample(x: Any, orig_sr: int, new_sr: int, *, zeros: float = DEFAULT_ZEROS,
     work = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
     t0 = time.perf_counter()
     if L == M:
+        finite_fast(t, "x")
         y = t.to(dev).clone()
         record_ran("dsp.resample", y, t0, device)
         y = y.to(home)
@@ -318,8 +319,13 @@ def resample(x: Any, orig_sr: int, new_sr: int, *, zeros: float = DEFAULT_ZEROS,
             raise BackendUnavailable(f"backend='triton' runs on CUDA for float32 without autograd (got device {dev}, "
                                      f"dtype {dtype}, requires_grad={grad})")
         if backend != "torch" and dev.type == "cuda" and work == torch.float32 and not grad:
-            y = _run_triton(x2, plan, backend)
+            # the kernel screens its output tiles for NaN/Inf (no separate pass over the input)
+            flag = torch.zeros(1, dtype=torch.int32, device=dev)
+            y = _run_triton(x2, plan, backend, flag)
+            if y is not None and int(flag.item()):
+                check_finite(t, "x")  # raises, naming the first bad sample (no-op on mere overflow)
         if y is None:
+            finite_fast(t, "x")
             need = (Q - 1) * M + plan.reach
             xp = F.pad(x2, (plan.left_pad, max(need - n - plan.left_pad, 0)))
             y = _apply(xp, plan, Q)[:, :n_out]
