@@ -544,3 +544,22 @@ def test_gpu_triton_path_rejects_nan_with_its_index():
     x[1, 12345] = float("nan")
     with pytest.raises(InvalidAudio, match="12345"):
         stft(x, 2048, 512)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_gpu_istft_triton_ola_matches_torch_istft(dtype):
+    x = torch.randn(3, 2, 30011, dtype=dtype, device="cuda")
+    for n_fft, hop, length, norm in [(2048, 512, None, False), (1000, 250, 30011, True), (256, 64, 35000, False)]:
+        w = torch.hann_window(n_fft, dtype=dtype, device="cuda")
+        S = stft(x, n_fft, hop, normalized=norm)
+        y = istft(S, hop, length=length, normalized=norm)
+        ref = torch.istft(S.reshape(6, n_fft // 2 + 1, -1), n_fft, hop, window=w, normalized=norm,
+                          length=length).reshape(3, 2, -1)
+        assert y.shape == ref.shape and y.dtype == ref.dtype and y.device.type == "cuda"
+        tol = 1e-5 if dtype == torch.float32 else 1e-12
+        assert float((y - ref).abs().max()) <= tol * float(ref.abs().max())
+    S[1, 0, 3, 4] = complex(float("inf"), 0.0)
+    with pytest.raises(InvalidAudio, match="Inf"):
+        istft(S, 64, length=35000)

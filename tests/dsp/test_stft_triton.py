@@ -118,3 +118,47 @@ def test_kernel_flags_non_finite_input(tri, bad):
     x[1, 499] = bad  # the last sample: read by the last frames only
     tri.stft_frames(x, w, 16, p.pad, "constant", p.n_frames(500), flag=flag)
     assert int(flag) > 0
+
+
+# --------------------------------------------------------------------------- inverse (OLA kernel)
+@pytest.mark.parametrize("n_fft,hop,wl,window,center,normalized,length", [
+    (64, 16, None, "hann", True, False, None), (64, 16, None, "hann", True, True, 1001),
+    (50, 13, 40, "hann", True, False, 990), (32, 8, None, "hamming", False, False, None),
+    (64, 20, None, "hann", True, False, 700), (64, 16, None, "hann", True, False, 1100),
+    (16, 16, None, "rect", True, False, None)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_istft_kernel_equals_torch_path(tri, n_fft, hop, wl, window, center, normalized, length, dtype):
+    x = torch.randn(3, 1001, dtype=dtype, generator=torch.Generator().manual_seed(2))
+    p = make_params(n_fft, hop, wl, window, center, "constant", normalized)
+    S = stmod.stft(x, n_fft, hop, wl, window, center=center, normalized=normalized, device="cpu")
+    want = stmod._istft_core(S, p, length)
+    got = stmod._istft_core(S, p, length, tri, S)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    tol = 1e-6 if dtype == torch.float32 else 1e-13
+    assert float((got - want).abs().max()) <= tol * float(want.abs().max())
+    if center and length is None:  # and it inverts the forward transform
+        n = got.shape[-1]  # default length: the frames' span (<= the input length)
+        assert n > 900 and float((got - x[..., :n]).abs().max()) < (1e-5 if dtype == torch.float32 else 1e-12)
+
+
+def test_istft_kernel_flags_nan(tri):
+    x = torch.randn(2, 600)
+    p = make_params(64, 16)
+    S = stmod.stft(x, 64, 16, device="cpu")
+    S[1, 5, 7] = complex(float("nan"), 0.0)
+    from ironwave.errors import InvalidAudio
+
+    with pytest.raises(InvalidAudio, match="NaN"):
+        stmod._istft_core(S, p, None, tri, S)
+
+
+@settings(max_examples=20, deadline=None)
+@given(L=st.integers(64, 600), hop=st.sampled_from([4, 8, 16, 21]), length=st.one_of(st.none(), st.integers(0, 700)))
+def test_istft_kernel_property(tri, L, hop, length):
+    x = torch.randn(1, L, generator=torch.Generator().manual_seed(L))
+    p = make_params(64, hop)
+    S = stmod.stft(x, 64, hop, device="cpu")
+    want = stmod._istft_core(S, p, length)
+    got = stmod._istft_core(S, p, length, tri, S)
+    assert got.shape == want.shape
+    assert float((got - want).abs().max()) <= 1e-6 * max(1.0, float(want.abs().max()))

@@ -1,4 +1,9 @@
-"""Triton path of :func:`ironwave.dsp.stft.stft` on CUDA: padding, framing and windowing in one pass.
+"""Triton paths of :func:`ironwave.dsp.stft.stft` / :func:`~ironwave.dsp.stft.istft` on CUDA.
+
+Forward: padding, framing and windowing in one pass (:func:`stft_frames`). Inverse: the
+weighted overlap-add, envelope division and centre trim in one gather pass over the
+irFFT's frames (:func:`istft_ola`), no window-multiply pass, no shifted adds.
+
 
 ``torch.stft`` pads the signal (one pass), multiplies the overlapping frames view by
 the window (a strided read that runs at about a third of the memory bandwidth on an
@@ -106,3 +111,50 @@ def stft_triton(x: torch.Tensor, window: torch.Tensor, hop: int, pad: int, pad_m
     frames = stft_frames(x, window, hop, pad, pad_mode, n_frames, flag=flag, **launch)
     Y = torch.fft.rfft(frames, dim=-1)
     return Y.view(x.shape[0], n_frames, -1).transpose(1, 2)
+
+
+@triton.jit
+def _ola_kernel(f_ptr, w_ptr, env_ptr, y_ptr, flag_ptr, T, n_fft, hop, pad, total, out_len,
+                C: tl.constexpr, BLOCK: tl.constexpr):
+    """``y[r, s] = sum_t frames[r, t, s + pad - t hop] w[.] / env[s + pad]`` (gather form: no atomics)."""
+    r = tl.program_id(0)
+    s = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
+    sp = s + pad
+    inside = (s < out_len) & (sp < total)
+    t_hi = sp // hop
+    acc = tl.zeros([BLOCK], dtype=f_ptr.dtype.element_ty)
+    bad = tl.zeros([BLOCK], dtype=tl.int32)
+    for j in range(C):
+        t = t_hi - j
+        off = sp - t * hop
+        m = inside & (t >= 0) & (t < T) & (off < n_fft)
+        v = tl.load(f_ptr + (r.to(tl.int64) * T + t) * n_fft + off, mask=m, other=0.0)
+        bad += ((v != v) | (v == float("inf")) | (v == float("-inf"))).to(tl.int32)
+        acc += v * tl.load(w_ptr + off, mask=m, other=0.0)
+    e = tl.load(env_ptr + sp, mask=inside, other=1.0)
+    tl.store(y_ptr + r.to(tl.int64) * out_len + s, tl.where(inside, acc / e, 0.0), mask=s < out_len)
+    nb = tl.sum(bad)
+    tl.atomic_add(flag_ptr, nb, mask=nb > 0)
+
+
+def istft_ola(frames: torch.Tensor, window: torch.Tensor, env: torch.Tensor, hop: int, pad: int, out_len: int,
+              flag: torch.Tensor | None = None, block: int = 1024, num_warps: int = 4) -> torch.Tensor:
+    """Weighted overlap-add of ``frames [rows, T, n_fft]`` (contiguous) -> ``[rows, out_len]``.
+
+    Output sample ``s`` is padded sample ``s + pad`` of the OLA, divided by ``env`` (the
+    ``sum_t w^2`` envelope, ``[n_fft + hop (T - 1)]``, checked for NOLA by the caller); samples
+    beyond the OLA are 0. ``window`` multiplies the frames (normalisation folded in). The count
+    of non-finite frame samples read is added to ``flag`` (int32 ``[1]``).
+    """
+    rows, T, n_fft = frames.shape
+    frames = frames.contiguous()
+    y = torch.empty(rows, out_len, dtype=frames.dtype, device=frames.device)
+    if flag is None:
+        flag = torch.zeros(1, dtype=torch.int32, device=frames.device)
+    if rows == 0 or out_len == 0:
+        return y
+    total = env.shape[0]
+    grid = (rows, triton.cdiv(out_len, block))
+    _ola_kernel[grid](frames, window.contiguous(), env.contiguous(), y, flag, T, n_fft, hop, pad, total, out_len,
+                      C=triton.cdiv(n_fft, hop), BLOCK=block, num_warps=num_warps)
+    return y

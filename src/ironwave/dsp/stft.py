@@ -485,18 +485,22 @@ def _envelope(w: torch.Tensor, hop: int, T: int) -> torch.Tensor:
     return _ola(w2.view(1, 1, -1).expand(1, T, -1).contiguous(), hop)[0]
 
 
-def _istft_core(S: torch.Tensor, p: STFTParams, length: Optional[int]) -> torch.Tensor:
-    """Inverse of ``S [R, n_freq, T]`` on its device -> real ``[R, time]``."""
+#: largest ``ceil(n_fft / hop)`` (frames per output sample) the Triton OLA kernel unrolls
+TRITON_OLA_MAX_OVERLAP = 64
+
+
+def _istft_core(S: torch.Tensor, p: STFTParams, length: Optional[int], tri: Any = None,
+                check: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Inverse of ``S [R, n_freq, T]`` on its device -> real ``[R, time]``.
+
+    ``tri``: the Triton module (CUDA, no autograd): the OLA runs as one gather kernel and
+    ``S`` is screened for NaN/Inf there (``check`` is the original input, re-checked to name
+    the sample on a hit)."""
     R, nf, T = S.shape
     real_dtype = S.real.dtype
     w = p.window_tensor(real_dtype, S.device)
-    frames = torch.fft.irfft(S.transpose(1, 2), n=p.n_fft, dim=-1)
-    if p.normalized:
-        frames = frames * math.sqrt(p.n_fft)
-    frames = frames * w
-    y = _ola(frames, p.hop_length)
     env = _envelope(w, p.hop_length, T)
-    total = y.shape[-1]
+    total = p.n_fft + p.hop_length * (T - 1)
     start = p.pad
     end = start + length if length is not None else total - p.pad
     stop = min(end, total)
@@ -509,7 +513,20 @@ def _istft_core(S: torch.Tensor, p: STFTParams, length: Optional[int]) -> torch.
                 f"istft: window {describe(p.window)} (win_length={p.win_length}, n_fft={p.n_fft}) with hop_length={p.hop_length} "
                 f"violates NOLA: the sum of squared windows is {float(env[i]):.3g} at padded sample {i}, so that sample cannot be "
                 "recovered; use a smaller hop, another window, or center=True")
-        y = y[:, start:stop] / seg
+    frames = torch.fft.irfft(S.transpose(1, 2), n=p.n_fft, dim=-1)
+    if tri is not None:
+        weff = w * math.sqrt(p.n_fft) if p.normalized else w
+        flag = torch.zeros(1, dtype=torch.int32, device=S.device)
+        y = tri.istft_ola(frames, weff, env, p.hop_length, start, max(end - start, 0), flag)
+        if int(flag.item()) and check is not None:
+            check_finite(check, "S")  # raises, naming the first bad bin
+        return y
+    if p.normalized:
+        frames = frames * math.sqrt(p.n_fft)
+    frames = frames * w
+    y = _ola(frames, p.hop_length)
+    if stop > start:
+        y = y[:, start:stop] / env[start:stop]
     else:
         y = y[:, :0]
     if end > stop:
@@ -552,15 +569,32 @@ def istft(S: Any, hop_length: Optional[int] = None, win_length: Optional[int] = 
         raise InvalidAudio(f"istft: S has {nf} frequency bins but n_fft={n_fft} needs {p.n_freq}")
     if length is not None and (not _is_int(length) or length < 0):
         raise InvalidParameter(f"istft: length must be a non-negative integer (samples), got {length!r}")
-    finite_fast(t, "S")
     if t.dtype == torch.complex32:
         t = t.to(torch.complex64)
     batch_shape = t.shape[:-2]
     R = max(int(math.prod(batch_shape)), 1)
     home = t.device
     dev = run_device("stft", n_fft + p.hop_length * (T - 1), R, device, home)
+    tri = None
+    if (dev.type == "cuda" and t.dtype in (torch.complex64, torch.complex128)
+            and not (t.requires_grad and torch.is_grad_enabled()) and -(-n_fft // p.hop_length) <= TRITON_OLA_MAX_OVERLAP):
+        tri = optional_module(_TRITON_MOD)
+    if tri is None:
+        finite_fast(t, "S")
     t0 = time.perf_counter()
-    y = _istft_core(t.reshape(R, nf, T).to(dev), p, length)
+    S2 = t.reshape(R, nf, T).to(dev)
+    try:
+        y = _istft_core(S2, p, length, tri, t)
+    except (InvalidParameter, InvalidAudio):
+        raise
+    except Exception as e:  # noqa: BLE001 - a broken Triton install must not break istft
+        if tri is None:
+            raise
+        warnings.warn(f"ironwave.dsp.istft: the Triton kernel failed ({type(e).__name__}: {e}); "
+                      "using the torch path from now on", RuntimeWarning, stacklevel=2)
+        disable(_TRITON_MOD)
+        finite_fast(t, "S")
+        y = _istft_core(S2, p, length)
     record_ran("dsp.istft", y, t0, device)
     y = y.reshape(*batch_shape, y.shape[-1]).to(home)
     return restore_type(y, was_numpy)
