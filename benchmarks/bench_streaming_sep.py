@@ -142,16 +142,19 @@ def _rtf(h: Harness, model: HTDemucs, x: torch.Tensor, dev: torch.device) -> Non
     cuda = dev.type == "cuda"
     hops = (0.25, 1.0) if cuda else (1.0,)
     graphs = (None, False) if cuda else (None,)
+    precisions = ("float32", "bf16") if cuda else ("float32",)
     for hp in hops:
-        for g in graphs:
-            sep = StreamingSeparator(model, lookahead=1.0, hop=hp, device=dev, graph=g).prepare(round(hp * SR))
+        for g, prec in [(g, "float32") for g in graphs] + [(None, p) for p in precisions[1:]]:
+            sep = StreamingSeparator(model, lookahead=1.0, hop=hp, device=dev, graph=g,
+                                     precision=prec).prepare(round(hp * SR))
             H = sep.hop_samples
             blk = x[:, :H].contiguous()
             sep.process(x[:, :sep.latency - H])  # align: from here on every H-block runs exactly one forward
             label = "graph" if (sep._fwd is not None and sep._fwd.program is not None) else "eager"
+            label += "" if prec == "float32" else f", {prec}"
             e = h.compare(f"process one hop ({hp} s, {label}) = 1 forward", lambda: sep.process(blk), None,
                           peer_name="-", warmup=1 if not cuda else 3, repeat=3 if not cuda else 20,
-                          params={"hop_s": hp, "graph": label})
+                          params={"hop_s": hp, "graph": label, "precision": prec})
             t_hop = e["ours"]["median_s"]
             for hp2 in ((hp,) if cuda else (0.25, 0.5, 1.0)):
                 h.record(f"streaming RTF hop={hp2} ({label})", t_hop / hp2, "s/s",

@@ -230,6 +230,15 @@ def test_numpy_dtype_and_graph_program_path(model, music):
     assert isinstance(y, np.ndarray) and y.shape == (4, 2, 100)
 
 
+def test_bf16_autocast_close_to_float32(model, music):
+    x = music[:, :8000]
+    a = separate_streaming(model, x, hop=0.05, lookahead=0.05, device="cpu")
+    b = separate_streaming(model, x, hop=0.05, lookahead=0.05, device="cpu", precision="bf16")
+    assert b.dtype == torch.float32 and not torch.equal(a, b)  # autocast really ran
+    sdr = 10 * torch.log10(a.double().pow(2).sum() / (a.double() - b.double()).pow(2).sum())
+    assert sdr > 25, float(sdr)
+
+
 def test_telemetry_records_cpu_hops(model, music):
     telemetry.reset()
     separate_streaming(model, music[:, :5000], hop=0.05, lookahead=0.05, device="cpu")

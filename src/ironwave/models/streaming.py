@@ -30,7 +30,8 @@ stream is the separated signal delayed by a constant::
 plugin that reports its latency. :meth:`StreamingSeparator.flush` returns the last
 ``latency`` samples (computed with zeros as future input, as the offline path pads the
 end) and resets the stream. Because runs are triggered by the input sample count only,
-the output does not depend on how the input was cut into blocks (bit-identical).
+the output does not depend on how the input was cut into blocks (bit-identical on the
+CPU, tested; on CUDA as deterministic as the model's forward kernels).
 
 Compared with the offline :func:`~ironwave.models.apply_model` (segments of ``L`` with 25 %
 overlap: each output sample sees on average ~L/2 of context on both sides), the
