@@ -12,10 +12,12 @@ from ironwave.models.checkpoints import (CheckpointError, ModelPackage, load_che
 from ironwave.models.apply import (BatchedForward, SeparationStats, apply_model, segment_offsets, separate_file,
                                    separate_files, transition_weight)
 from ironwave.models.registry import MODELS, ModelNotFound, find_weights, load_model, models_dir
+from ironwave.models.streaming import StreamingSeparator, separate_streaming
 
 __all__ = [
     "HTDemucs", "HTDEMUCS_KWARGS", "SOURCES_4", "SOURCES_6", "htdemucs_config",
     "CheckpointError", "ModelPackage", "load_checkpoint", "read_package", "save_th", "save_safetensors",
     "apply_model", "separate_file", "separate_files", "SeparationStats", "segment_offsets", "transition_weight",
     "BatchedForward", "MODELS", "ModelNotFound", "find_weights", "load_model", "models_dir",
+    "StreamingSeparator", "separate_streaming",
 ]
