@@ -286,6 +286,169 @@ def resample_triton(x: torch.Tensor, plan: Any, *, precision: str = DEFAULT_PREC
     return y
 
 
+# --------------------------------------------------------------------------- union-window variant
+# All phase groups of a tile share ONE window start (the smallest group start); group g's weights sit
+# ``d_g`` rows down in a ``[KU, BN]`` block (zeros elsewhere). Each k-step loads the window slice once,
+# splits it once into TF32 hi/lo parts, and feeds every group whose rows overlap that step
+# (3 TF32 products with host-split weights: the 3xTF32 scheme without re-splitting per group).
+UNION_MAX_G = 8
+
+
+@triton.jit
+def _tf32_split(v):
+    """``v = hi + lo`` with ``hi`` exactly representable in TF32 (round to nearest on the 10-bit mantissa)."""
+    bits = v.to(tl.int32, bitcast=True)
+    hi = ((bits + 0x1000) & -8192).to(tl.float32, bitcast=True)
+    return hi, v - hi
+
+
+@triton.jit
+def _union_step(acc, a_hi, a_lo, wh_ptr, wl_ptr, g, k0, d, KU: tl.constexpr, KP: tl.constexpr,
+                BK: tl.constexpr, BN: tl.constexpr):
+    if (k0 + BK > d) & (k0 < d + KP):
+        kk = tl.arange(0, BK)
+        nn = tl.arange(0, BN)
+        off = (g * KU + k0) * BN + kk[:, None] * BN + nn[None, :]
+        w_hi = tl.load(wh_ptr + off)
+        w_lo = tl.load(wl_ptr + off)
+        acc = tl.dot(a_lo, w_hi, acc, input_precision="tf32")
+        acc = tl.dot(a_hi, w_lo, acc, input_precision="tf32")
+        acc = tl.dot(a_hi, w_hi, acc, input_precision="tf32")
+    return acc
+
+
+@triton.jit
+def _union_store(yrow, flag_ptr, acc, g, q, n_out, LP: tl.constexpr, BN: tl.constexpr):
+    nn = tl.arange(0, BN)
+    col = g * BN + nn
+    m = q[:, None] * LP + col[None, :]
+    sm = (col[None, :] < LP) & (m < n_out)
+    tl.store(yrow + m, acc, mask=sm)
+    bad = tl.sum(tl.where(sm & ((acc != acc) | (acc == float("inf")) | (acc == float("-inf"))), 1, 0))
+    tl.atomic_add(flag_ptr, bad, mask=bad > 0)
+
+
+@triton.jit
+def _resample_union_kernel(x_ptr, wh_ptr, wl_ptr, d_ptr, y_ptr, flag_ptr, n, n_out, tiles, x_stride, y_stride,
+                           b_min, LP: tl.constexpr, MP: tl.constexpr, G: tl.constexpr, KU: tl.constexpr,
+                           KP: tl.constexpr, BQ: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
+                           ALIGN: tl.constexpr):
+    pid = tl.program_id(0)
+    row = pid // tiles
+    tile = pid - row * tiles
+    q = tile * BQ + tl.arange(0, BQ)
+    xrow = x_ptr + row.to(tl.int64) * x_stride
+    yrow = y_ptr + row.to(tl.int64) * y_stride
+    kk = tl.arange(0, BK)
+    d0 = tl.load(d_ptr + 0)
+    d1 = tl.load(d_ptr + 1) if G > 1 else 0
+    d2 = tl.load(d_ptr + 2) if G > 2 else 0
+    d3 = tl.load(d_ptr + 3) if G > 3 else 0
+    d4 = tl.load(d_ptr + 4) if G > 4 else 0
+    d5 = tl.load(d_ptr + 5) if G > 5 else 0
+    d6 = tl.load(d_ptr + 6) if G > 6 else 0
+    d7 = tl.load(d_ptr + 7) if G > 7 else 0
+    acc0 = tl.zeros([BQ, BN], dtype=tl.float32)
+    acc1 = tl.zeros([BQ, BN], dtype=tl.float32)
+    acc2 = tl.zeros([BQ, BN], dtype=tl.float32)
+    acc3 = tl.zeros([BQ, BN], dtype=tl.float32)
+    acc4 = tl.zeros([BQ, BN], dtype=tl.float32)
+    acc5 = tl.zeros([BQ, BN], dtype=tl.float32)
+    acc6 = tl.zeros([BQ, BN], dtype=tl.float32)
+    acc7 = tl.zeros([BQ, BN], dtype=tl.float32)
+    for k0 in range(0, KU, BK):
+        off = b_min + k0
+        if ALIGN > 1:
+            off = tl.multiple_of(off, ALIGN)
+        p = q[:, None] * MP + off + kk[None, :]
+        a = tl.load(xrow + p, mask=(p >= 0) & (p < n), other=0.0)
+        a_hi, a_lo = _tf32_split(a)
+        acc0 = _union_step(acc0, a_hi, a_lo, wh_ptr, wl_ptr, 0, k0, d0, KU, KP, BK, BN)
+        if G > 1:
+            acc1 = _union_step(acc1, a_hi, a_lo, wh_ptr, wl_ptr, 1, k0, d1, KU, KP, BK, BN)
+        if G > 2:
+            acc2 = _union_step(acc2, a_hi, a_lo, wh_ptr, wl_ptr, 2, k0, d2, KU, KP, BK, BN)
+        if G > 3:
+            acc3 = _union_step(acc3, a_hi, a_lo, wh_ptr, wl_ptr, 3, k0, d3, KU, KP, BK, BN)
+        if G > 4:
+            acc4 = _union_step(acc4, a_hi, a_lo, wh_ptr, wl_ptr, 4, k0, d4, KU, KP, BK, BN)
+        if G > 5:
+            acc5 = _union_step(acc5, a_hi, a_lo, wh_ptr, wl_ptr, 5, k0, d5, KU, KP, BK, BN)
+        if G > 6:
+            acc6 = _union_step(acc6, a_hi, a_lo, wh_ptr, wl_ptr, 6, k0, d6, KU, KP, BK, BN)
+        if G > 7:
+            acc7 = _union_step(acc7, a_hi, a_lo, wh_ptr, wl_ptr, 7, k0, d7, KU, KP, BK, BN)
+    _union_store(yrow, flag_ptr, acc0, 0, q, n_out, LP, BN)
+    if G > 1:
+        _union_store(yrow, flag_ptr, acc1, 1, q, n_out, LP, BN)
+    if G > 2:
+        _union_store(yrow, flag_ptr, acc2, 2, q, n_out, LP, BN)
+    if G > 3:
+        _union_store(yrow, flag_ptr, acc3, 3, q, n_out, LP, BN)
+    if G > 4:
+        _union_store(yrow, flag_ptr, acc4, 4, q, n_out, LP, BN)
+    if G > 5:
+        _union_store(yrow, flag_ptr, acc5, 5, q, n_out, LP, BN)
+    if G > 6:
+        _union_store(yrow, flag_ptr, acc6, 6, q, n_out, LP, BN)
+    if G > 7:
+        _union_store(yrow, flag_ptr, acc7, 7, q, n_out, LP, BN)
+
+
+_UNION: dict[tuple, Any] = {}
+
+
+def union_bank(bank: Bank) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """``(w_hi, w_lo, d, KU)``: the bank's groups placed ``d_g = b0_g - b_min`` rows down in
+    ``[G, KU, BN]`` blocks, split into TF32-exact ``hi`` and the float32 remainder ``lo``."""
+    key = (id(bank.w), bank.w.data_ptr())
+    if key not in _UNION:
+        if len(_UNION) > 64:
+            _UNION.clear()
+        b0 = bank.b0.cpu().tolist()
+        d = [v - bank.b_min for v in b0]
+        KU = -(-(max(d) + bank.KP) // bank.BK) * bank.BK
+        wu = torch.zeros(bank.G, KU, bank.BN, dtype=torch.float32, device=bank.w.device)
+        for g in range(bank.G):
+            wu[g, d[g]:d[g] + bank.KP] = bank.w[g]
+        bits = wu.view(torch.int32)
+        hi = ((bits + 0x1000) & -8192).view(torch.float32)
+        _UNION[key] = (hi.contiguous(), (wu - hi).contiguous(),
+                       torch.tensor(d, dtype=torch.int32, device=bank.w.device), KU)
+    return _UNION[key]
+
+
+def resample_triton_union(x: torch.Tensor, plan: Any, *, block_q: int = 64, block_n: int = BLOCK_N,
+                          block_k: int = BLOCK_K, num_warps: int = 4, num_stages: int = 2, align: int = ALIGN,
+                          flag: torch.Tensor | None = None) -> torch.Tensor:
+    """As :func:`resample_triton` (3xTF32 accuracy) with the union-window kernel (one window load and one
+    hi/lo split per k-step shared by all phase groups; at most :data:`UNION_MAX_G` groups)."""
+    if x.dtype != torch.float32 or x.dim() != 2:
+        raise ValueError(f"resample_triton_union takes float32 [rows, n], got {x.dtype} {list(x.shape)}")
+    bank = bank_for(plan, x.device, block_n, block_k, align)
+    if bank is None or plan.up == plan.down or bank.G > UNION_MAX_G:
+        raise Unsupported(f"ratio {plan.up}/{plan.down} is outside the union kernel's limits")
+    w_hi, w_lo, d, KU = union_bank(bank)
+    if x.stride(-1) != 1:
+        x = x.contiguous()
+    R, n = x.shape
+    n_out = plan.out_length(n)
+    y = torch.empty(R, n_out, dtype=torch.float32, device=x.device)
+    if flag is None:
+        flag = torch.zeros(1, dtype=torch.int32, device=x.device)
+    if R == 0 or n_out == 0:
+        return y
+    q_total = -(-n_out // bank.LP)
+    tiles = -(-q_total // block_q)
+    if R * tiles >= 2**31 or n_out + bank.LP * block_q >= 2**31 or n + bank.MP * block_q + KU >= 2**31:
+        raise Unsupported("signal too long for the Triton kernel's 32-bit indexing")
+    _resample_union_kernel[(R * tiles,)](
+        x, w_hi, w_lo, d, y, flag, n, n_out, tiles, x.stride(0), y.stride(0), bank.b_min,
+        LP=bank.LP, MP=bank.MP, G=bank.G, KU=KU, KP=bank.KP, BQ=block_q, BN=block_n, BK=block_k, ALIGN=bank.A,
+        num_warps=num_warps, num_stages=num_stages)
+    return y
+
+
 def macs_per_output(plan: Any, BN: int = BLOCK_N, BK: int = BLOCK_K) -> float:
     """Multiply-adds the kernel spends per output sample (dense tiles incl. padding)."""
     bank = bank_for(plan, torch.device("cpu"), BN, BK)
@@ -294,5 +457,5 @@ def macs_per_output(plan: Any, BN: int = BLOCK_N, BK: int = BLOCK_K) -> float:
     return bank.G * bank.KP * BN / bank.LP
 
 
-__all__ = ["Unsupported", "resample_triton", "supported", "bank_for", "build_bank", "super_hop", "PRECISIONS",
+__all__ = ["Unsupported", "resample_triton", "resample_triton_union", "supported", "bank_for", "build_bank", "super_hop", "PRECISIONS",
            "DEFAULT_PRECISION"]
