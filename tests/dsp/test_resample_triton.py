@@ -399,33 +399,3 @@ def test_gpu_resample_rejects_nan_with_its_index():
     x[2, 40000] = float("nan")
     with pytest.raises(InvalidAudio, match="40000"):
         resample(x, 48000, 44100)
-
-
-@pytest.mark.parametrize("orig,new", RATIOS + [(48000, 8000), (5, 7)])
-@pytest.mark.parametrize("bq", [16, 32])
-def test_union_kernel_matches_torch_path(tri, orig, new, bq):
-    """The union-window variant (one window load and TF32 split per k-step for all phase groups)."""
-    x = torch.randn(3, 1601, generator=torch.Generator().manual_seed(0))
-    plan = design(orig, new)
-    try:
-        y = tri.resample_triton_union(x, plan, block_q=bq)
-    except tri.Unsupported:
-        assert tri.bank_for(plan, x.device).G > tri.UNION_MAX_G
-        return
-    r = ref(x, orig, new)
-    assert y.shape == r.shape and rel_err(y, r) < TOL
-    xr = x.clone()
-    xr[0, 800] = float("nan")
-    flag = torch.zeros(1, dtype=torch.int32)
-    tri.resample_triton_union(xr, plan, block_q=bq, flag=flag)
-    assert int(flag) > 0
-
-
-def test_tf32_split_is_exact_and_tf32_representable(tri):
-    v = torch.randn(4096, generator=torch.Generator().manual_seed(5)) * 10.0 ** torch.randint(-20, 20, (4096,))
-    bits = v.view(torch.int32)
-    hi = ((bits + 0x1000) & -8192).view(torch.float32)
-    lo = v - hi
-    assert torch.equal(hi + lo, v)
-    assert int((hi.view(torch.int32) & 0x1FFF).abs().max()) == 0  # 10-bit mantissa
-    assert float((lo.abs() / v.abs()).max()) <= 2.0 ** -11
