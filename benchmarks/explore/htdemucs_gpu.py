@@ -9,24 +9,13 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _cuda_time import bench  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from benchmarks.bench_htdemucs import _kernel_table  # noqa: E402
 from ironwave.models import HTDEMUCS_KWARGS, SOURCES_4, HTDemucs  # noqa: E402
 from ironwave.models.apply import tf32_mode  # noqa: E402
 from ironwave.nn import layers  # noqa: E402
-
-
-def bench(fn, n=5):
-    for _ in range(2):
-        fn()
-    torch.cuda.synchronize()
-    ts = []
-    for _ in range(n):
-        a, b = torch.cuda.Event(True), torch.cuda.Event(True)
-        a.record(); fn(); b.record(); b.synchronize()
-        ts.append(a.elapsed_time(b))
-    ts.sort()
-    return ts[len(ts) // 2]
 
 
 def peak(fn):
@@ -53,7 +42,7 @@ def main():
             layers.SPLIT_MAX_ROWS = 0 if gn == "torch" else split_rows
             for b in (1, 2, 4, 8):
                 x = torch.randn(b, 2, L, device=dev)
-                t = bench(lambda: m(x))
+                t = bench(lambda: m(x), n=5, warmup=2)
                 mb = peak(lambda: m(x))
                 print(f"GN={gn} batch={b}: {t:.1f} ms ({t / b:.1f} ms/segment) peak {mb:.0f} MiB", flush=True)
         layers.SPLIT_MAX_ROWS = split_rows
@@ -63,13 +52,13 @@ def main():
         torch.backends.cudnn.benchmark = True
         for b in (1, 4):
             x = torch.randn(b, 2, L, device=dev)
-            t = bench(lambda: m(x))
+            t = bench(lambda: m(x), n=5, warmup=2)
             print(f"cudnn.benchmark batch={b}: {t:.1f} ms peak {peak(lambda: m(x)):.0f} MiB", flush=True)
         torch.backends.cudnn.benchmark = False
         for b in (1, 4, 8):
             x = torch.randn(b, 2, L, device=dev)
             with torch.autocast("cuda", dtype=torch.bfloat16):
-                t = bench(lambda: m(x))
+                t = bench(lambda: m(x), n=5, warmup=2)
                 mb = peak(lambda: m(x))
             print(f"bf16 batch={b}: {t:.1f} ms ({t / b:.1f} ms/seg) peak {mb:.0f} MiB", flush=True)
         with torch.autocast("cuda", dtype=torch.bfloat16):
@@ -81,9 +70,9 @@ def main():
             mc(x1); torch.cuda.synchronize()
             print(f"compile time {time.perf_counter() - t0:.1f} s; diff vs eager",
                   float((mc(x1) - got).abs().max()), flush=True)
-            print(f"compiled batch=1: {bench(lambda: mc(x1)):.1f} ms peak {peak(lambda: mc(x1)):.0f} MiB", flush=True)
+            print(f"compiled batch=1: {bench(lambda: mc(x1), n=5, warmup=2):.1f} ms peak {peak(lambda: mc(x1)):.0f} MiB", flush=True)
             mc(x4)
-            print(f"compiled batch=4: {bench(lambda: mc(x4)):.1f} ms peak {peak(lambda: mc(x4)):.0f} MiB", flush=True)
+            print(f"compiled batch=4: {bench(lambda: mc(x4), n=5, warmup=2):.1f} ms peak {peak(lambda: mc(x4)):.0f} MiB", flush=True)
         except Exception as e:  # noqa: BLE001
             print("compile failed", type(e).__name__, str(e)[:300], flush=True)
 

@@ -13,8 +13,6 @@ low-pass whose float32 TDF-II recursion is off by 9e-4) and with the matmul scan
 """
 from __future__ import annotations
 
-import importlib.util
-import os
 import sys
 from pathlib import Path
 
@@ -31,13 +29,9 @@ from ironwave.dsp.iir.design import normalize_sos
 from ironwave.errors import InvalidAudio, InvalidParameter
 
 FS = 48000
-HAVE_TRITON = importlib.util.find_spec("triton") is not None
-if HAVE_TRITON and "triton" not in sys.modules and not torch.cuda.is_available():
-    # Triton decides interpreted vs compiled when it is imported (for the whole process), and
-    # other tests import it indirectly (torch.profiler does); on a machine without CUDA there
-    # is nothing to compile for, so import it in interpreter mode now, at collection time.
-    os.environ["TRITON_INTERPRET"] = "1"
-    import triton  # noqa: F401
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _triton_interp import HAVE_TRITON, load_interpreted  # type: ignore  # noqa: E402,F401
+
 SRC = Path(iir.__file__).resolve().parent / "_triton.py"
 
 DESIGNS = {
@@ -60,35 +54,12 @@ def ref(sos, x, zi=None):
     return y, np.moveaxis(zf, 0, -2)
 
 
-def _interpreting(triton_mod) -> bool:
-    """Was triton imported with TRITON_INTERPRET=1 (its jit'd library functions interpreted)?"""
-    fn = getattr(getattr(triton_mod.language, "standard", None), "cdiv", None)
-    return type(fn).__name__ == "InterpretedFunction"
-
-
 @pytest.fixture(scope="module")
 def tri():
-    """A private copy of ``_triton.py`` whose kernels run under the Triton interpreter.
-
-    Triton decides interpreted vs compiled when it is imported, for the whole
-    process; the interpreter tests therefore run only where there is no CUDA
-    (CPU machines: dev box) and before anything imported triton in compiled mode.
-    On a CUDA machine the tests of part (b) check the compiled kernels instead.
-    """
-    if not HAVE_TRITON:
-        pytest.skip("triton is not installed (CI has none): interpreter tests of the Triton kernels skipped")
-    if torch.cuda.is_available():
-        pytest.skip("CUDA present: the compiled kernels are tested by the gpu tests of this file")
-    if "triton" in sys.modules and not _interpreting(sys.modules["triton"]):
-        pytest.skip("triton was already imported in compiled mode in this process; run this file on its own")
-    os.environ["TRITON_INTERPRET"] = "1"  # left set: this process has no GPU to compile for
-    import triton
-
-    assert _interpreting(triton)
-    spec = importlib.util.spec_from_file_location("ironwave.dsp.iir._triton_interpreted", SRC)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    """A private copy of ``_triton.py`` whose kernels run under the Triton interpreter (CPU machines;
+    on a CUDA machine the gpu tests of part (b) check the compiled kernels instead)."""
+    return load_interpreted(SRC, "ironwave.dsp.iir._triton_interpreted",
+                            "the compiled kernels are tested by the gpu tests of this file")
 
 
 def run(tri, sos, x, zi=None, **kw):

@@ -19,7 +19,6 @@ kernel (both precisions) with the float64 torch path and checks the dispatch
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -39,40 +38,19 @@ from ironwave.dsp import resample as rsmod
 from ironwave.dsp.resample import design, resample
 from ironwave.errors import InvalidParameter
 
-HAVE_TRITON = importlib.util.find_spec("triton") is not None
-if HAVE_TRITON and "triton" not in sys.modules and not torch.cuda.is_available():
-    # Triton decides interpreted vs compiled when it is imported (for the whole process); on a
-    # machine without CUDA there is nothing to compile for: import it in interpreter mode now.
-    os.environ["TRITON_INTERPRET"] = "1"
-    import triton  # noqa: F401
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _triton_interp import HAVE_TRITON, load_interpreted  # type: ignore  # noqa: E402
+
 SRC = Path(rsmod.__file__).resolve().parent / "_resample_triton.py"
 RATIOS = [(48000, 44100), (44100, 48000), (2, 1), (1, 3), (16000, 48000)]
 TOL = 1e-6  # max |y - ref| / max |ref| against the float64 torch path
 
 
-def _interpreting(triton_mod) -> bool:
-    fn = getattr(getattr(triton_mod.language, "standard", None), "cdiv", None)
-    return type(fn).__name__ == "InterpretedFunction"
-
-
 @pytest.fixture(scope="module")
 def tri():
     """A private copy of ``_resample_triton.py`` whose kernel runs under the Triton interpreter."""
-    if not HAVE_TRITON:
-        pytest.skip("triton is not installed (CI has none): interpreter tests of the Triton kernel skipped")
-    if torch.cuda.is_available():
-        pytest.skip("CUDA present: the compiled kernel is tested by the gpu tests of this file")
-    if "triton" in sys.modules and not _interpreting(sys.modules["triton"]):
-        pytest.skip("triton was already imported in compiled mode in this process; run this file on its own")
-    os.environ["TRITON_INTERPRET"] = "1"
-    import triton
-
-    assert _interpreting(triton)
-    spec = importlib.util.spec_from_file_location("ironwave.dsp._resample_triton_interpreted", SRC)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # its dataclass looks its module up there
-    spec.loader.exec_module(mod)
-    return mod
+    return load_interpreted(SRC, "ironwave.dsp._resample_triton_interpreted",
+                            "the compiled kernel is tested by the gpu tests of this file")
 
 
 def ref(x: torch.Tensor, orig: int, new: int, **kw) -> torch.Tensor:

@@ -6,8 +6,6 @@ SKIPPED when ``triton`` is not importable. The compiled CUDA kernel is tested by
 test_stft.py."""
 from __future__ import annotations
 
-import importlib.util
-import os
 import sys
 from pathlib import Path
 
@@ -19,32 +17,16 @@ from hypothesis import strategies as st
 from ironwave.dsp import stft as stmod
 from ironwave.dsp.stft import make_params
 
-HAVE_TRITON = importlib.util.find_spec("triton") is not None
-if HAVE_TRITON and "triton" not in sys.modules and not torch.cuda.is_available():
-    os.environ["TRITON_INTERPRET"] = "1"
-    import triton  # noqa: F401
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _triton_interp import HAVE_TRITON, load_interpreted  # type: ignore  # noqa: E402,F401
+
 SRC = Path(stmod.__file__).resolve().parent / "_stft_triton.py"
-
-
-def _interpreting(triton_mod) -> bool:
-    fn = getattr(getattr(triton_mod.language, "standard", None), "cdiv", None)
-    return type(fn).__name__ == "InterpretedFunction"
 
 
 @pytest.fixture(scope="module")
 def tri():
-    if not HAVE_TRITON:
-        pytest.skip("triton is not installed: interpreter tests of the STFT kernel skipped")
-    if torch.cuda.is_available():
-        pytest.skip("CUDA present: the compiled kernel is tested by the gpu tests of test_stft.py")
-    if "triton" in sys.modules and not _interpreting(sys.modules["triton"]):
-        pytest.skip("triton was already imported in compiled mode in this process; run this file on its own")
-    os.environ["TRITON_INTERPRET"] = "1"
-    spec = importlib.util.spec_from_file_location("ironwave.dsp._stft_triton_interpreted", SRC)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_interpreted(SRC, "ironwave.dsp._stft_triton_interpreted",
+                            "the compiled kernel is tested by the gpu tests of test_stft.py")
 
 
 def _ours(tri, x, n_fft, hop, wl, window, center, pad_mode, normalized, **launch):
