@@ -35,11 +35,7 @@ SWEEP = [(128, 32, 32, 4, 3, dict(align=1)), (128, 32, 32, 4, 3, dict(align=4)),
          (128, 32, 32, 4, 3, dict(align=1, precision="tf32")),
          # block_k=16: the group window rounds up to 176 instead of 192 input samples (8% fewer MACs/loads)
          (128, 32, 16, 4, 3, dict(align=4)), (128, 32, 16, 4, 4, dict(align=4)), (128, 32, 16, 8, 3, dict(align=4)),
-         (256, 32, 16, 8, 3, dict(align=4)), (64, 32, 16, 4, 4, dict(align=4)),
-         # tf32x3w: weights split into TF32 hi/lo once on the host, only the window split in the kernel
-         (128, 32, 32, 4, 3, dict(align=4, precision="tf32x3w")), (128, 32, 32, 8, 3, dict(align=4, precision="tf32x3w")),
-         (64, 32, 32, 4, 3, dict(align=4, precision="tf32x3w")), (128, 32, 32, 4, 2, dict(align=4, precision="tf32x3w")),
-         (256, 32, 32, 8, 3, dict(align=4, precision="tf32x3w")), (128, 64, 32, 8, 3, dict(align=4, precision="tf32x3w"))]
+         (256, 32, 16, 8, 3, dict(align=4)), (64, 32, 16, 4, 4, dict(align=4))]
 
 
 def tone_quality(fn: Callable[[np.ndarray], np.ndarray], orig: int = ORIG, new: int = NEW, n: int = 48000,
@@ -152,7 +148,7 @@ def _gpu_speed(h: Harness, xb: torch.Tensor, julius, batch: int, secs: int) -> N
         h.record("triton kernel", 0, "available", note="triton not importable: kernel not timed")
         return
     plan = design(ORIG, NEW)
-    for prec in ("tf32x3", "tf32x3w", "ieee", "bf16x6", "tf32"):
+    for prec in ("tf32x3", "ieee", "bf16x6", "tf32"):
         try:
             e = float((mod.resample_triton(xs, plan, precision=prec).double() - ref).abs().max()) / scale
             h.compare(f"48k->44.1k, {batch} x {secs} s, triton {prec} (GPU)",

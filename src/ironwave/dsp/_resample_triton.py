@@ -44,7 +44,7 @@ import torch
 import triton
 import triton.language as tl
 
-PRECISIONS = ("tf32x3", "tf32x3w", "ieee", "tf32", "bf16x6")
+PRECISIONS = ("tf32x3", "ieee", "tf32", "bf16x6")
 
 
 class Unsupported(ValueError):
@@ -66,15 +66,7 @@ MAX_PHASES = 4096  # L' (phases per super-hop); beyond: the torch path
 
 
 @triton.jit
-def _tf32_split(v):
-    """``v = hi + lo`` with ``hi`` exactly representable in TF32 (round to nearest on the 10-bit mantissa)."""
-    bits = v.to(tl.int32, bitcast=True)
-    hi = ((bits + 0x1000) & -8192).to(tl.float32, bitcast=True)
-    return hi, v - hi
-
-
-@triton.jit
-def _group_tile(xrow, w_ptr, wl_ptr, g, b0, q, n, KP: tl.constexpr, BQ: tl.constexpr, BN: tl.constexpr,
+def _group_tile(xrow, w_ptr, g, b0, q, n, KP: tl.constexpr, BQ: tl.constexpr, BN: tl.constexpr,
                 BK: tl.constexpr, PREC: tl.constexpr, MP: tl.constexpr, MASKED: tl.constexpr,
                 ALIGN: tl.constexpr):
     """``Xwin[BQ, KP] @ W_g[KP, BN]`` for one phase group (``MASKED``: zero outside ``[0, n)``)."""
@@ -92,24 +84,13 @@ def _group_tile(xrow, w_ptr, wl_ptr, g, b0, q, n, KP: tl.constexpr, BQ: tl.const
             a = tl.load(xrow + p, mask=(p >= 0) & (p < n), other=0.0)
         else:
             a = tl.load(xrow + p)
-        woff = (g * KP + k0) * BN + kk[:, None] * BN + nn[None, :]
-        if PREC == "tf32x3w":
-            # 3xTF32 with the weights split once on the host (w_ptr: TF32-exact hi, wl_ptr: the rest):
-            # only the window is split here
-            w_hi = tl.load(w_ptr + woff)
-            w_lo = tl.load(wl_ptr + woff)
-            a_hi, a_lo = _tf32_split(a)
-            acc = tl.dot(a_lo, w_hi, acc, input_precision="tf32")
-            acc = tl.dot(a_hi, w_lo, acc, input_precision="tf32")
-            acc = tl.dot(a_hi, w_hi, acc, input_precision="tf32")
-        else:
-            w = tl.load(w_ptr + woff)
-            acc = tl.dot(a, w, acc, input_precision=PREC)
+        w = tl.load(w_ptr + (g * KP + k0) * BN + kk[:, None] * BN + nn[None, :])
+        acc = tl.dot(a, w, acc, input_precision=PREC)
     return acc
 
 
 @triton.jit
-def _resample_kernel(x_ptr, w_ptr, wl_ptr, b0_ptr, y_ptr, flag_ptr,
+def _resample_kernel(x_ptr, w_ptr, b0_ptr, y_ptr, flag_ptr,
                      n, n_out, tiles, x_stride, y_stride, b_min, b_max,
                      LP: tl.constexpr, MP: tl.constexpr, G: tl.constexpr, KP: tl.constexpr,
                      BQ: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, PREC: tl.constexpr,
@@ -128,9 +109,9 @@ def _resample_kernel(x_ptr, w_ptr, wl_ptr, b0_ptr, y_ptr, flag_ptr,
     for g in range(G):
         b0 = tl.load(b0_ptr + g)  # input offset of the group's window (left padding included)
         if INTERIOR and inside:
-            acc = _group_tile(xrow, w_ptr, wl_ptr, g, b0, q, n, KP, BQ, BN, BK, PREC, MP, False, ALIGN)
+            acc = _group_tile(xrow, w_ptr, g, b0, q, n, KP, BQ, BN, BK, PREC, MP, False, ALIGN)
         else:
-            acc = _group_tile(xrow, w_ptr, wl_ptr, g, b0, q, n, KP, BQ, BN, BK, PREC, MP, True, ALIGN)
+            acc = _group_tile(xrow, w_ptr, g, b0, q, n, KP, BQ, BN, BK, PREC, MP, True, ALIGN)
         col = g * BN + nn
         m = q[:, None] * LP + col[None, :]
         sm = (col[None, :] < LP) & (m < n_out)
@@ -254,8 +235,7 @@ def resample_triton(x: torch.Tensor, plan: Any, *, precision: str = DEFAULT_PREC
     zero-extended ends), computed by :func:`_resample_kernel`.
 
     Args:
-        precision: ``"tf32x3"`` (default, ~float32 accuracy on tensor cores), ``"tf32x3w"``
-            (the same 3 TF32 products with the weights split once on the host), ``"ieee"``
+        precision: ``"tf32x3"`` (default, ~float32 accuracy on tensor cores), ``"ieee"``
             (float32 FMA), ``"bf16x6"`` (~float32 accuracy, if this Triton has it) or
             ``"tf32"`` (fast, ~5e-4: comparisons only).
         block_q / block_n / block_k: tile of super-hops, phases and input samples
@@ -299,27 +279,11 @@ def resample_triton(x: torch.Tensor, plan: Any, *, precision: str = DEFAULT_PREC
         raise Unsupported("signal too long for the Triton kernel's 32-bit indexing")
     if flag is None:
         flag = torch.zeros(1, dtype=torch.int32, device=x.device)
-    w_hi, w_lo = split_weights(bank) if precision == "tf32x3w" else (bank.w, bank.w)
     _resample_kernel[(R * tiles,)](
-        x, w_hi, w_lo, bank.b0, y, flag, n, n_out, tiles, x.stride(0), y.stride(0), bank.b_min, bank.b_max,
+        x, bank.w, bank.b0, y, flag, n, n_out, tiles, x.stride(0), y.stride(0), bank.b_min, bank.b_max,
         LP=bank.LP, MP=bank.MP, G=bank.G, KP=bank.KP, BQ=block_q, BN=block_n, BK=block_k, PREC=precision,
         INTERIOR=bool(interior), ALIGN=bank.A, num_warps=num_warps, num_stages=num_stages)
     return y
-
-
-_SPLIT: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
-
-
-def split_weights(bank: Bank) -> tuple[torch.Tensor, torch.Tensor]:
-    """The bank's weights as ``(hi, lo)``: ``hi`` exactly representable in TF32 (10-bit mantissa,
-    rounded to nearest), ``lo = w - hi`` (for ``precision="tf32x3w"``; cached per bank)."""
-    key = (id(bank), bank.w.data_ptr())
-    if key not in _SPLIT:
-        if len(_SPLIT) > 64:
-            _SPLIT.clear()
-        hi = ((bank.w.view(torch.int32) + 0x1000) & -8192).view(torch.float32)
-        _SPLIT[key] = (hi.contiguous(), (bank.w - hi).contiguous())
-    return _SPLIT[key]
 
 
 def macs_per_output(plan: Any, BN: int = BLOCK_N, BK: int = BLOCK_K) -> float:
