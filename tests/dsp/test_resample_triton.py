@@ -377,15 +377,3 @@ def test_gpu_resample_rejects_nan_with_its_index():
     x[2, 40000] = float("nan")
     with pytest.raises(InvalidAudio, match="40000"):
         resample(x, 48000, 44100)
-
-
-@pytest.mark.parametrize("orig,new", RATIOS + [(48000, 8000), (5, 7)])
-def test_flat_kernel_matches_torch_path(tri, orig, new):
-    x = torch.randn(3, 1601, generator=torch.Generator().manual_seed(0))
-    plan = design(orig, new)
-    flag = torch.zeros(1, dtype=torch.int32)
-    y = tri.resample_triton(x, plan, block_q=16, flat=True, flag=flag)
-    assert rel_err(y, ref(x, orig, new)) < TOL and int(flag) == 0
-    x[2, 1600] = float("nan")
-    tri.resample_triton(x, plan, block_q=16, flat=True, flag=flag)
-    assert int(flag) > 0

@@ -122,44 +122,6 @@ def _resample_kernel(x_ptr, w_ptr, b0_ptr, y_ptr, flag_ptr,
         tl.atomic_add(flag_ptr, bad, mask=bad > 0)
 
 
-@triton.jit
-def _resample_flat_kernel(x_ptr, w_ptr, b0_ptr, y_ptr, flag_ptr, n, n_out, tiles, x_stride, y_stride,
-                          LP: tl.constexpr, MP: tl.constexpr, G: tl.constexpr, KP: tl.constexpr,
-                          BQ: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, PREC: tl.constexpr,
-                          ALIGN: tl.constexpr):
-    """:func:`_resample_kernel` with the group and k loops flattened into one pipelined loop (the
-    window prefetch does not restart for every phase group); the accumulator is stored and reset
-    at each group's last k-step."""
-    pid = tl.program_id(0)
-    row = pid // tiles
-    tile = pid - row * tiles
-    q = tile * BQ + tl.arange(0, BQ)
-    xrow = x_ptr + row.to(tl.int64) * x_stride
-    yrow = y_ptr + row.to(tl.int64) * y_stride
-    kk = tl.arange(0, BK)
-    nn = tl.arange(0, BN)
-    SPG: tl.constexpr = KP // BK
-    acc = tl.zeros([BQ, BN], dtype=tl.float32)
-    for i in range(0, G * SPG):
-        g = i // SPG
-        kidx = i - g * SPG
-        off = tl.load(b0_ptr + g) + kidx * BK
-        if ALIGN > 1:
-            off = tl.multiple_of(off, ALIGN)
-        p = q[:, None] * MP + off + kk[None, :]
-        a = tl.load(xrow + p, mask=(p >= 0) & (p < n), other=0.0)
-        w = tl.load(w_ptr + (g * KP + kidx * BK) * BN + kk[:, None] * BN + nn[None, :])
-        acc = tl.dot(a, w, acc, input_precision=PREC)
-        if kidx == SPG - 1:
-            col = g * BN + nn
-            m = q[:, None] * LP + col[None, :]
-            sm = (col[None, :] < LP) & (m < n_out)
-            tl.store(yrow + m, acc, mask=sm)
-            bad = tl.sum(tl.where(sm & ((acc != acc) | (acc == float("inf")) | (acc == float("-inf"))), 1, 0))
-            tl.atomic_add(flag_ptr, bad, mask=bad > 0)
-            acc = tl.zeros([BQ, BN], dtype=tl.float32)
-
-
 @dataclass
 class Bank:
     """The polyphase filter bank laid out for the kernel (one per plan, tile shape and device)."""
@@ -266,8 +228,7 @@ def supported(plan: Any, device: torch.device, BN: int = BLOCK_N, BK: int = BLOC
 def resample_triton(x: torch.Tensor, plan: Any, *, precision: str = DEFAULT_PRECISION,
                     block_q: int = BLOCK_Q, block_n: int = BLOCK_N, block_k: int = BLOCK_K,
                     num_warps: int = NUM_WARPS, num_stages: int = NUM_STAGES,
-                    interior: bool = INTERIOR, align: int = ALIGN, flag: torch.Tensor | None = None,
-                    flat: bool = False) -> torch.Tensor:
+                    interior: bool = INTERIOR, align: int = ALIGN, flag: torch.Tensor | None = None) -> torch.Tensor:
     """Resample ``x [rows, n]`` (float32) with *plan*: ``[rows, ceil(n L / M)]`` float32.
 
     Same output as the torch path of :func:`ironwave.dsp.resample.resample` (zero-phase,
@@ -285,7 +246,6 @@ def resample_triton(x: torch.Tensor, plan: Any, *, precision: str = DEFAULT_PREC
         align: align window starts to this many samples (a power of two; capped by
             ``block_k`` and the power of two in the super-hop's input length) so window
             rows load as 16-byte vectors; 1: unaligned (the first version; for comparisons).
-        flat: one pipelined loop over (group, k-step) instead of a k-loop per group.
         flag: optional zeroed int32 ``[1]`` tensor; the number of non-finite output samples is
             added to it (0: all finite; the caller then needs no separate pass over ``x``).
 
@@ -319,12 +279,6 @@ def resample_triton(x: torch.Tensor, plan: Any, *, precision: str = DEFAULT_PREC
         raise Unsupported("signal too long for the Triton kernel's 32-bit indexing")
     if flag is None:
         flag = torch.zeros(1, dtype=torch.int32, device=x.device)
-    if flat:
-        _resample_flat_kernel[(R * tiles,)](
-            x, bank.w, bank.b0, y, flag, n, n_out, tiles, x.stride(0), y.stride(0),
-            LP=bank.LP, MP=bank.MP, G=bank.G, KP=bank.KP, BQ=block_q, BN=block_n, BK=block_k, PREC=precision,
-            ALIGN=bank.A, num_warps=num_warps, num_stages=num_stages)
-        return y
     _resample_kernel[(R * tiles,)](
         x, bank.w, bank.b0, y, flag, n, n_out, tiles, x.stride(0), y.stride(0), bank.b_min, bank.b_max,
         LP=bank.LP, MP=bank.MP, G=bank.G, KP=bank.KP, BQ=block_q, BN=block_n, BK=block_k, PREC=precision,
