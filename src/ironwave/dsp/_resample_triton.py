@@ -228,8 +228,7 @@ def supported(plan: Any, device: torch.device, BN: int = BLOCK_N, BK: int = BLOC
 def resample_triton(x: torch.Tensor, plan: Any, *, precision: str = DEFAULT_PRECISION,
                     block_q: int = BLOCK_Q, block_n: int = BLOCK_N, block_k: int = BLOCK_K,
                     num_warps: int = NUM_WARPS, num_stages: int = NUM_STAGES,
-                    interior: bool = INTERIOR, align: int = ALIGN, flag: torch.Tensor | None = None,
-                    maxnreg: int | None = None) -> torch.Tensor:
+                    interior: bool = INTERIOR, align: int = ALIGN, flag: torch.Tensor | None = None) -> torch.Tensor:
     """Resample ``x [rows, n]`` (float32) with *plan*: ``[rows, ceil(n L / M)]`` float32.
 
     Same output as the torch path of :func:`ironwave.dsp.resample.resample` (zero-phase,
@@ -247,7 +246,6 @@ def resample_triton(x: torch.Tensor, plan: Any, *, precision: str = DEFAULT_PREC
         align: align window starts to this many samples (a power of two; capped by
             ``block_k`` and the power of two in the super-hop's input length) so window
             rows load as 16-byte vectors; 1: unaligned (the first version; for comparisons).
-        maxnreg: cap on registers per thread (Triton launch option; more blocks per SM, maybe spills).
         flag: optional zeroed int32 ``[1]`` tensor; the number of non-finite output samples is
             added to it (0: all finite; the caller then needs no separate pass over ``x``).
 
@@ -284,8 +282,7 @@ def resample_triton(x: torch.Tensor, plan: Any, *, precision: str = DEFAULT_PREC
     _resample_kernel[(R * tiles,)](
         x, bank.w, bank.b0, y, flag, n, n_out, tiles, x.stride(0), y.stride(0), bank.b_min, bank.b_max,
         LP=bank.LP, MP=bank.MP, G=bank.G, KP=bank.KP, BQ=block_q, BN=block_n, BK=block_k, PREC=precision,
-        INTERIOR=bool(interior), ALIGN=bank.A, num_warps=num_warps, num_stages=num_stages,
-        **({"maxnreg": maxnreg} if maxnreg else {}))
+        INTERIOR=bool(interior), ALIGN=bank.A, num_warps=num_warps, num_stages=num_stages)
     return y
 
 
