@@ -143,22 +143,33 @@ def mel2hz(m: Any) -> Any:
     return (np.power(10.0, m / 2595.0) - 1.0) * 700.0
 
 
-class MelScale(Scale):
-    """``bnds`` bands evenly spaced on the (HTK) mel scale from *fmin* to *fmax* (Hz)."""
+class _WarpedScale(Scale):
+    """``bnds`` bands evenly spaced on a warped frequency axis (``warp``: Hz -> warped unit,
+    ``unwarp``: back) from *fmin* to *fmax* (Hz); ``beyond`` extra bands on each side."""
+
+    warp: Any = staticmethod(lambda f: f)
+    unwarp: Any = staticmethod(lambda w: w)
 
     def __init__(self, fmin: float, fmax: float, bnds: int, beyond: int = 0) -> None:
-        _check_fminmax(fmin, fmax, bnds, "MelScale")
-        mmin, mmax = hz2mel(fmin), hz2mel(fmax)
+        _check_fminmax(fmin, fmax, bnds, type(self).__name__)
+        wmin, wmax = self.warp(fmin), self.warp(fmax)
         Scale.__init__(self, bnds + beyond * 2)
         self.fmin, self.fmax = float(fmin), float(fmax)
-        self.mbnd = (mmax - mmin) / (bnds - 1)
-        self.mmin = mmin - self.mbnd * beyond
-        self.mmax = mmax + self.mbnd * beyond
+        self.step = (wmax - wmin) / (bnds - 1)  # band spacing in warped units
+        self.wmin = wmin - self.step * beyond
+        self.wmax = wmax + self.step * beyond
 
     def F(self, bnd: Any = None) -> Any:
         if bnd is None:
             bnd = np.arange(self.bnds)
-        return mel2hz(bnd * self.mbnd + self.mmin)
+        return self.unwarp(bnd * self.step + self.wmin)
+
+
+class MelScale(_WarpedScale):
+    """``bnds`` bands evenly spaced on the (HTK) mel scale from *fmin* to *fmax* (Hz)."""
+
+    warp = staticmethod(lambda f: hz2mel(f))
+    unwarp = staticmethod(lambda m: mel2hz(m))
 
 
 def hz2bark(f: Any) -> Any:
@@ -170,22 +181,11 @@ def bark2hz(b: Any) -> Any:
     return 600.0 * np.sinh(b / 6.0)
 
 
-class BarkScale(Scale):
+class BarkScale(_WarpedScale):
     """``bnds`` bands evenly spaced on the Bark scale from *fmin* to *fmax* (Hz)."""
 
-    def __init__(self, fmin: float, fmax: float, bnds: int, beyond: int = 0) -> None:
-        _check_fminmax(fmin, fmax, bnds, "BarkScale")
-        bmin, bmax = hz2bark(fmin), hz2bark(fmax)
-        Scale.__init__(self, bnds + beyond * 2)
-        self.fmin, self.fmax = float(fmin), float(fmax)
-        self.bbnd = (bmax - bmin) / (bnds - 1)
-        self.bmin = bmin - self.bbnd * beyond
-        self.bmax = bmax + self.bbnd * beyond
-
-    def F(self, bnd: Any = None) -> Any:
-        if bnd is None:
-            bnd = np.arange(self.bnds)
-        return bark2hz(bnd * self.bbnd + self.bmin)
+    warp = staticmethod(lambda f: hz2bark(f))
+    unwarp = staticmethod(lambda b: bark2hz(b))
 
 
 # ------------------------------------------------------------------------------------- window design
