@@ -69,3 +69,14 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     if "IRONWAVE_CACHE_DIR" not in os.environ:
         monkeypatch.setenv("IRONWAVE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
     yield
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Small-block streaming runs with one torch thread (see the docs): on a loaded 2-core host
+    two OpenMP runtimes (torch's, numba's via librosa) spinning against each other make tiny
+    BLAS calls 100x slower. Counts and pointers do not depend on it; test time does."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

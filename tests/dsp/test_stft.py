@@ -393,17 +393,6 @@ def _allocating_check():
     assert count_cpu_tensor_allocations(lambda: blk * 2, 3) >= 3
 
 
-@pytest.fixture
-def one_torch_thread():
-    """Small-block streaming runs with one torch thread (see the docs): on a loaded 2-core host
-    two OpenMP runtimes (torch's, numba's via librosa) spinning against each other make tiny
-    BLAS calls 100x slower. Counts and pointers do not depend on it; test time does."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.mark.parametrize("numpy_in", [False, True])
 def test_process_allocates_nothing(numpy_in, one_torch_thread):
     from ironwave.backend.alloccheck import count_cpu_tensor_allocations, python_growth_bytes
