@@ -45,7 +45,7 @@ from ironwave.dsp._optional import disable, optional_module
 from ironwave.backend.device import BackendUnavailable, DeviceLike
 from ironwave.backend.telemetry import telemetry
 from ironwave.backend.validate import as_tensor, check_audio, check_finite, restore_type
-from ironwave.dsp.stft import RT_TELEMETRY_EVERY, _pos_int, _rt_input, _rt_setup, record_ran, run_device
+from ironwave.dsp.stft import _pos_int, _rt_input, _rt_setup, _RTCounter, record_ran, run_device
 from ironwave.dsp.windows import finite_fast
 from ironwave.errors import InvalidAudio, InvalidParameter
 
@@ -399,7 +399,7 @@ class _ResampleRT:
         return Q * L
 
 
-class Resampler:
+class Resampler(_RTCounter):
     """Streaming resampler: block-by-block output equals :func:`resample` of the whole signal.
 
     Push blocks of any size (including 0); each call returns the output samples
@@ -451,8 +451,7 @@ class Resampler:
             kw["groups"] = 1 if N * C * q_max <= 32 else 2
         plan = design(self.orig_sr, self.new_sr, device_type=dev.type, **kw)  # type: ignore[arg-type]
         self._rt = _ResampleRT(plan, B, C, N, dev, dtype)
-        self._rt_calls = 0
-        self._rt_requested = device if device is not None else self.device
+        self._rt_reset(device if device is not None else self.device)
         telemetry.record("dsp.resample_stream.prepare", dev, 0.0, requested=self._rt_requested)
 
     @property
@@ -495,9 +494,7 @@ class Resampler:
                 np.copyto(out[..., :n], rt.out_np[..., :n])
             else:
                 out[..., :n].copy_(rt.out[..., :n])
-        if self._rt_calls % RT_TELEMETRY_EVERY == 0:
-            telemetry.record("dsp.resample_stream.process", rt.device, time.perf_counter() - t0, requested=self._rt_requested)
-        self._rt_calls += 1
+        self._rt_tick("dsp.resample_stream.process", rt.device, t0)
         return n
 
     @property

@@ -614,6 +614,35 @@ _RT_BACKENDS = ("auto", "numpy", "torch")
 RT_TELEMETRY_EVERY = 1024
 
 
+class _RTCounter:
+    """Per-call bookkeeping of the real-time faces: records telemetry every :data:`RT_TELEMETRY_EVERY`
+    calls (telemetry takes a lock), for the device the caller asked for."""
+
+    _rt_calls: int = 0
+    _rt_requested: DeviceLike = None
+
+    def _rt_reset(self, requested: DeviceLike) -> None:
+        self._rt_calls = 0
+        self._rt_requested = requested
+
+    def _rt_tick(self, op: str, device: torch.device, t0: float) -> None:
+        if self._rt_calls % RT_TELEMETRY_EVERY == 0:
+            telemetry.record(op, device, time.perf_counter() - t0, requested=self._rt_requested)
+        self._rt_calls += 1
+
+
+def _rt_result(out: Any, buf: torch.Tensor, buf_np: Optional[np.ndarray], backend: str, was_numpy: bool) -> Any:
+    """The block a real-time ``process`` returns: *out* filled from the internal buffer, else the
+    buffer itself (its numpy view when numpy came in on the numpy backend)."""
+    if out is None:
+        return buf_np if was_numpy else buf
+    if isinstance(out, np.ndarray):
+        np.copyto(out, buf_np if backend == "numpy" else buf.cpu().numpy())
+    else:
+        out.copy_(buf)
+    return out
+
+
 def _np_rfft(a: np.ndarray, out: np.ndarray) -> None:
     """rFFT along the last axis of *a* into *out* (no allocation of the result)."""
     if _PFU_OK:
@@ -818,7 +847,7 @@ class _ISTFTRT:
 
 
 # ----------------------------------------------------------------------------- streaming
-class STFTStream:
+class STFTStream(_RTCounter):
     """Streaming STFT: push audio blocks of any size, get the frames they complete.
 
     The concatenation (along frames) of everything :meth:`push` and
@@ -898,8 +927,8 @@ class STFTStream:
                 "use push() for arbitrary block sizes")
         dev, be = _rt_setup(device, self.device, dtype, backend)
         self._rt = _STFTRT(p, B, C, N, dev, dtype, be)
-        self._rt_calls = 0
-        telemetry.record("dsp.stft_stream.prepare", dev, 0.0, requested=device if device is not None else self.device)
+        self._rt_reset(device if device is not None else self.device)
+        telemetry.record("dsp.stft_stream.prepare", dev, 0.0, requested=self._rt_requested)
 
     @property
     def frame_delay(self) -> int:
@@ -935,17 +964,8 @@ class STFTStream:
         t0 = time.perf_counter()
         x, was_numpy = _rt_input(block, rt.in_shape, rt.device, "block", "[batch, channels, block_size]", "STFTStream")
         rt.step(x)
-        if out is not None:
-            if isinstance(out, np.ndarray):
-                np.copyto(out, rt.frames_np if rt.backend == "numpy" else rt.frames.cpu().numpy())
-            else:
-                out.copy_(rt.frames)
-            res = out
-        else:
-            res = rt.frames_np if was_numpy else rt.frames
-        if self._rt_calls % RT_TELEMETRY_EVERY == 0:
-            telemetry.record("dsp.stft_stream.process", rt.device, time.perf_counter() - t0, requested=self.device)
-        self._rt_calls += 1
+        res = _rt_result(out, rt.frames, getattr(rt, "frames_np", None), rt.backend, was_numpy)
+        self._rt_tick("dsp.stft_stream.process", rt.device, t0)
         return res
 
     @property
@@ -1006,7 +1026,7 @@ def _complex_of(dtype: torch.dtype) -> torch.dtype:
     return torch.complex128 if dtype == torch.float64 else torch.complex64
 
 
-class ISTFTStream:
+class ISTFTStream(_RTCounter):
     """Streaming inverse STFT: push frames, get the audio samples they finalize.
 
     The concatenation of everything :meth:`push` and :meth:`flush` return equals
@@ -1056,7 +1076,7 @@ class ISTFTStream:
             raise InvalidParameter(f"lead_frames must be a non-negative integer (frames), got {lead_frames!r}")
         dev, be = _rt_setup(device, None, dtype, backend)
         self._rt = _ISTFTRT(self.params, k, C, N, dev, dtype, be, int(lead_frames))
-        self._rt_calls = 0
+        self._rt_reset(device)
         telemetry.record("dsp.istft_stream.prepare", dev, 0.0, requested=device)
 
     @property
@@ -1090,17 +1110,8 @@ class ISTFTStream:
             raise InvalidAudio(f"ISTFTStream.process: frames are {X.dtype}; prepared for {_complex_of(rt.dtype)}")
         Xn = (frames if was_numpy else X.numpy()) if rt.backend == "numpy" else None
         rt.step(X, Xn)
-        if out is not None:
-            if isinstance(out, np.ndarray):
-                np.copyto(out, rt.out_np if rt.backend == "numpy" else rt.out.cpu().numpy())
-            else:
-                out.copy_(rt.out)
-            res = out
-        else:
-            res = rt.out_np if was_numpy else rt.out
-        if self._rt_calls % RT_TELEMETRY_EVERY == 0:
-            telemetry.record("dsp.istft_stream.process", rt.device, time.perf_counter() - t0)
-        self._rt_calls += 1
+        res = _rt_result(out, rt.out, getattr(rt, "out_np", None), rt.backend, was_numpy)
+        self._rt_tick("dsp.istft_stream.process", rt.device, t0)
         return res
 
     @property
