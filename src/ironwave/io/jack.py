@@ -99,6 +99,21 @@ class _LiveDriver:
     sides: Any
     _rt: Any
 
+    @property
+    def error(self) -> BaseException | None:
+        """The exception raised inside the audio callback, if any."""
+        return self.sides.error
+
+    @property
+    def callbacks(self) -> int:
+        """Audio callbacks run so far."""
+        return self.sides.callbacks
+
+    @property
+    def record(self) -> np.ndarray | None:
+        """The recorded output ``[frames, channels]`` (when recording was asked for)."""
+        return self.sides.record
+
     def _activate(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
@@ -169,18 +184,6 @@ class JackDriver(_LiveDriver):
         c.set_xrun_callback(self._xrun)
         self._rt = realtime_gc()
         self._lock = threading.Lock()
-
-    @property
-    def error(self) -> BaseException | None:
-        return self.sides.error
-
-    @property
-    def callbacks(self) -> int:
-        return self.sides.callbacks
-
-    @property
-    def record(self) -> np.ndarray | None:
-        return self.sides.record
 
     def _xrun(self, delay_usecs: float) -> None:
         self.xruns += 1

@@ -63,18 +63,6 @@ class PortAudioDriver(_LiveDriver):
         self.xruns = 0
         self._rt = realtime_gc()
 
-    @property
-    def error(self) -> BaseException | None:
-        return self.sides.error
-
-    @property
-    def callbacks(self) -> int:
-        return self.sides.callbacks
-
-    @property
-    def record(self) -> np.ndarray | None:
-        return self.sides.record
-
     def _callback(self, *args: Any) -> None:
         s = self.sides
         s.callbacks += 1
