@@ -14,23 +14,17 @@ too (apples to apples). The demucs run with torch's default flags (TF32 on) is r
 from __future__ import annotations
 
 import gc
-import sys
-import types
 
 import torch
 
+from benchmarks._demucs_ref import stub_optional_deps
 from benchmarks.harness import Harness
 from ironwave.models import HTDEMUCS_KWARGS, SOURCES_4, HTDemucs, apply_model
 from ironwave.models.apply import tf32_mode
 
 
 def _reference():
-    for name in ("torchaudio", "lameenc", "dora", "diffq", "openunmix"):
-        if name not in sys.modules:
-            try:
-                __import__(name)
-            except Exception:
-                sys.modules[name] = types.ModuleType(name)
+    stub_optional_deps()
     from demucs.apply import apply_model as ref_apply
     from demucs.htdemucs import HTDemucs as Ref
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 import types
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,18 +13,16 @@ import torch
 
 from ironwave.models.htdemucs import HTDEMUCS_KWARGS, SOURCES_4, SOURCES_6
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root: benchmarks/
+from benchmarks._demucs_ref import stub_optional_deps  # noqa: E402
+
 #: a reduced architecture (same structure, fewer channels/layers, 1 s segments) for fast tests
 SMALL = dict(HTDEMUCS_KWARGS, channels=8, bottom_channels=32, t_layers=2, t_heads=2, segment=Fraction(1, 1))
 
 
 def reference():
     """``(demucs.htdemucs.HTDemucs, demucs.apply.apply_model, demucs.states)``; missing optional deps are stubbed."""
-    for name in ("torchaudio", "lameenc", "dora", "diffq", "openunmix"):
-        if name not in sys.modules:
-            try:
-                __import__(name)
-            except Exception:
-                sys.modules[name] = types.ModuleType(name)
+    stub_optional_deps()
     htd = pytest.importorskip("demucs.htdemucs")
     ap = pytest.importorskip("demucs.apply")
     states = pytest.importorskip("demucs.states")
