@@ -88,15 +88,7 @@ class Telemetry:
         self.check(op, requested, device)
         if not self.enabled:
             return
-        backend = _backend_of(device)
-        with self._lock:
-            st = self._ops.get(op)
-            if st is None:
-                st = self._ops[op] = OpStats()
-            st.calls[backend] = st.calls.get(backend, 0) + 1
-            st.total_s += seconds
-            if seconds > st.max_s:
-                st.max_s = seconds
+        self._bump(op, _backend_of(device), 1, seconds, seconds)
 
     @contextmanager
     def track(self, op: str, device: Any, requested: Any = None) -> Iterator[None]:
@@ -112,13 +104,17 @@ class Telemetry:
         """Count *n* calls of *op* on *device* at once (for sources that batch their counts)."""
         if not self.enabled or n <= 0:
             return
-        backend = _backend_of(device)
+        self._bump(op, _backend_of(device), n, seconds, 0.0)
+
+    def _bump(self, op: str, backend: str, n: int, seconds: float, longest: float) -> None:
         with self._lock:
             st = self._ops.get(op)
             if st is None:
                 st = self._ops[op] = OpStats()
             st.calls[backend] = st.calls.get(backend, 0) + n
             st.total_s += seconds
+            if longest > st.max_s:
+                st.max_s = longest
 
     def register_source(self, obj: Any) -> None:
         """Register an object whose hot path counts locally (no lock) and whose
