@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -41,7 +40,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ironwave.dsp._optional import disable, optional_module
+from ironwave.dsp._optional import kernel_failed, optional_module
 from ironwave.backend.device import BackendUnavailable, DeviceLike
 from ironwave.backend.telemetry import telemetry
 from ironwave.backend.validate import as_tensor, check_audio, check_finite, restore_type
@@ -259,10 +258,8 @@ def _run_triton(x2: torch.Tensor, plan: PolyphasePlan, backend: str,
     except Exception as e:  # a kernel that does not compile on this GPU/Triton: say so, use torch
         if backend == "triton":
             raise
-        warnings.warn(f"ironwave.dsp.resample: the Triton kernel failed ({type(e).__name__}: {e}); "
-                      "using the torch path from now on", RuntimeWarning, stacklevel=3)
-        disable(_TRITON_MOD)
-        telemetry.count("dsp.resample.backend.triton_failed")
+        kernel_failed(_TRITON_MOD, "ironwave.dsp.resample", e, "the torch path",
+                      counter="dsp.resample.backend.triton_failed", stacklevel=3)
         return None
     telemetry.count("dsp.resample.backend.triton")
     return y

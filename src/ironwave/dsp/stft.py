@@ -51,7 +51,6 @@ from __future__ import annotations
 import math
 import os
 import time
-import warnings
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -62,7 +61,7 @@ import torch.nn.functional as F
 from ironwave.backend.device import DeviceLike, choose_device, resolve_device
 from ironwave.backend.telemetry import telemetry
 from ironwave.backend.validate import as_tensor, check_audio, check_finite, restore_type
-from ironwave.dsp._optional import disable, optional_module
+from ironwave.dsp._optional import kernel_failed, optional_module
 from ironwave.dsp.windows import WindowSpec, cosine_sum_coefficients, describe, finite_fast, get_window, pad_window
 from ironwave.errors import BackendUnavailable, InvalidAudio, InvalidParameter
 
@@ -437,9 +436,7 @@ def stft(x: Any, n_fft: int, hop_length: Optional[int] = None, win_length: Optio
         except Exception as e:  # noqa: BLE001 - a broken Triton install must not break stft
             if method != "auto":
                 raise
-            warnings.warn(f"ironwave.dsp.stft: the Triton kernel failed ({type(e).__name__}: {e}); "
-                          "using torch.stft from now on", RuntimeWarning, stacklevel=2)
-            disable(_TRITON_MOD)
+            kernel_failed(_TRITON_MOD, "ironwave.dsp.stft", e, "torch.stft", stacklevel=2)
             m = "torch"
         if y is not None and int(flag.item()):
             check_finite(t, "x")  # raises, naming the first bad sample
@@ -590,9 +587,7 @@ def istft(S: Any, hop_length: Optional[int] = None, win_length: Optional[int] = 
     except Exception as e:  # noqa: BLE001 - a broken Triton install must not break istft
         if tri is None:
             raise
-        warnings.warn(f"ironwave.dsp.istft: the Triton kernel failed ({type(e).__name__}: {e}); "
-                      "using the torch path from now on", RuntimeWarning, stacklevel=2)
-        disable(_TRITON_MOD)
+        kernel_failed(_TRITON_MOD, "ironwave.dsp.istft", e, "the torch path", stacklevel=2)
         finite_fast(t, "S")
         y = _istft_core(S2, p, length)
     record_ran("dsp.istft", y, t0, device)

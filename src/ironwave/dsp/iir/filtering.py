@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from typing import Any, Literal, Sequence
 
 import numpy as np
 import torch
 
-from ironwave.dsp._optional import disable, loaded, optional_module
+from ironwave.dsp._optional import kernel_failed, loaded, optional_module
 from ironwave.backend.device import DeviceLike, choose_device, resolve_device
 from ironwave.backend.telemetry import telemetry
 from ironwave.backend.validate import as_tensor, check_audio, check_finite
@@ -291,10 +290,8 @@ def sosfilt(sos: SOSLike, x: Any, zi: Any = None, axis: int = -1, *, device: Dev
         except Exception as e:  # a kernel that does not compile on this GPU/Triton: say so, use the scan
             if backend == "triton":
                 raise
-            warnings.warn(f"ironwave.dsp.iir: the Triton sosfilt kernels failed ({type(e).__name__}: {e}); "
-                          "using the matmul scan on this device from now on", RuntimeWarning, stacklevel=2)
-            disable(_TRITON_MOD)
-            telemetry.count("iir.sosfilt.backend.triton_failed")
+            kernel_failed(_TRITON_MOD, "ironwave.dsp.iir.sosfilt", e, "the matmul scan",
+                          counter="iir.sosfilt.backend.triton_failed", stacklevel=2)
             _check_finite_fast(xt, "x")
     if y is None:
         y, zf = _run_scan(sos64, grad_sos, xr, zt, bshape, chunk)
