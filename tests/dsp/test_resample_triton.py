@@ -127,6 +127,60 @@ def test_interior_tiles_unmasked(tri, orig, new, monkeypatch):
     torch.testing.assert_close(y, y0, atol=0, rtol=0)
 
 
+@pytest.mark.parametrize("orig,new", [(48000, 44100), (2, 1), (16000, 48000)])
+def test_tma_descriptor_path(tri, orig, new, monkeypatch):
+    """Interior tiles loaded through the TMA tensor descriptor (overlapping window rows: strides
+    [row, MP, 1]) give the same result as the pointer loads, and the descriptor is really built."""
+    x = torch.randn(3, 9600, generator=torch.Generator().manual_seed(11))  # 16-byte aligned rows
+    plan = design(orig, new)
+    bank = tri.bank_for(plan, torch.device("cpu"), 32, 32)
+    assert tri.tma_usable(x, bank, 16, 32)
+    made = []
+    real = tri._tensor_descriptor()
+    monkeypatch.setattr(tri, "_tensor_descriptor", lambda: (lambda *a, **k: made.append(a[1:]) or real(*a, **k)))
+    y = tri.resample_triton(x, plan, block_q=16, tma=True)
+    assert len(made) == 1 and made[0][1] == [x.stride(0), bank.MP, 1]  # strides: rows overlap by KP - MP
+    y0 = tri.resample_triton(x, plan, block_q=16, tma=False)
+    assert len(made) == 1
+    assert rel_err(y, ref(x, orig, new)) < TOL
+    torch.testing.assert_close(y, y0, atol=0, rtol=0)
+    # a NaN inside an interior (descriptor-loaded) tile is still flagged
+    flag = torch.zeros(1, dtype=torch.int32)
+    x[1, 4800] = float("nan")
+    tri.resample_triton(x, plan, block_q=16, tma=True, flag=flag)
+    assert int(flag) > 0
+
+
+def test_tma_not_usable_cases(tri):
+    """Unaligned super-hops (44.1k -> 48k: MP = 147), unaligned row strides or row starts take the
+    pointer loads (tma=None) or raise Unsupported (tma=True)."""
+    x = torch.randn(2, 9600)
+    odd = design(44100, 48000)
+    assert not tri.tma_usable(x, tri.bank_for(odd, torch.device("cpu"), 32, 32), 16, 32)
+    with pytest.raises(tri.Unsupported, match="tma"):
+        tri.resample_triton(x, odd, block_q=16, tma=True)
+    plan = design(48000, 44100)
+    bank = tri.bank_for(plan, torch.device("cpu"), 32, 32)
+    assert not tri.tma_usable(torch.randn(2, 9601), bank, 16, 32)  # row stride 9601 floats
+    assert not tri.tma_usable(torch.randn(2, 9601)[:, 1:], bank, 16, 32)  # row start off by 4 bytes
+    xs = torch.randn(2, 9601)
+    assert rel_err(tri.resample_triton(xs, plan, block_q=16), ref(xs, 48000, 44100)) < TOL
+
+
+def test_default_precision_follows_torch_matmul_setting(tri):
+    """float32 matmul precision "highest" (torch's default) -> 3xTF32; "high"/"medium" -> one TF32
+    product, as torch's own float32 matmuls do under those settings."""
+    old = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("highest")
+        assert tri.default_precision() == "tf32x3"
+        for p in ("high", "medium"):
+            torch.set_float32_matmul_precision(p)
+            assert tri.default_precision() == "tf32"
+    finally:
+        torch.set_float32_matmul_precision(old)
+
+
 def test_strided_rows_and_nondefault_filter(tri):
     big = torch.randn(4, 2000)
     x = big[::2, 100:1100]  # row stride 4000, not contiguous
@@ -211,24 +265,32 @@ def test_compiles_for_sm90_offline():
         from triton.compiler import ASTSource
         spec = importlib.util.spec_from_file_location("rt", {str(SRC)!r})
         rt = importlib.util.module_from_spec(spec); sys.modules["rt"] = rt; spec.loader.exec_module(rt)
-        sig = dict(x_ptr="*fp32", w_ptr="*fp32", b0_ptr="*i32", y_ptr="*fp32", flag_ptr="*i32", n="i32", n_out="i32",
-                   tiles="i32", x_stride="i32", y_stride="i32", b_min="i32", b_max="i32")
-        sig.update({{k: "constexpr" for k in ("LP", "MP", "G", "KP", "BQ", "BN", "BK", "PREC", "INTERIOR", "ALIGN")}})
-        names = list(sig)
-        # what the launcher specializes for 16-divisible pointers / lengths / strides (as in the benchmark)
-        attrs = {{(names.index(a),): [["tt.divisibility", 16]]
-                 for a in ("x_ptr", "w_ptr", "b0_ptr", "y_ptr", "n", "x_stride", "y_stride")}}
-        for prec, align in (("tf32x3", 4), ("ieee", 4), ("tf32x3", 1)):
+        def sig_for(tma):
+            sig = dict(x_ptr="*fp32", x_desc="tensordesc<fp32[1, 64, 32]>" if tma else "*fp32", w_ptr="*fp32",
+                       b0_ptr="*i32", y_ptr="*fp32", flag_ptr="*i32", n="i32", n_out="i32", tiles="i32",
+                       x_stride="i32", y_stride="i32", b_min="i32", b_max="i32", C="i32")
+            sig.update({{k: "constexpr" for k in ("LP", "MP", "G", "KP", "BQ", "BN", "BK", "PREC", "INTERIOR", "ALIGN",
+                                                  "TMA")}})
+            return sig
+        for prec, align, tma in (("tf32x3", 4, False), ("ieee", 4, False), ("tf32x3", 1, False), ("tf32x3", 4, True),
+                                 ("tf32", 4, True)):
+            sig = sig_for(tma)
+            names = list(sig)
+            # what the launcher specializes for 16-divisible pointers / lengths / strides (as in the benchmark)
+            attrs = {{(names.index(a),): [["tt.divisibility", 16]]
+                     for a in ("x_ptr", "w_ptr", "b0_ptr", "y_ptr", "n", "x_stride", "y_stride")}}
             src = ASTSource(fn=rt._resample_kernel, signature=sig, attrs=attrs,
                             constexprs=dict(LP=147, MP=160, G=5, KP=192, BQ=64, BN=32, BK=32, PREC=prec,
-                                            INTERIOR=True, ALIGN=align))
+                                            INTERIOR=True, ALIGN=align, TMA=tma))
             k = triton.compile(src, target=GPUTarget("cuda", 90, 32), options=dict(num_warps=4, num_stages=3))
             assert len(k.asm["cubin"]) > 1000
             ptx = k.asm["ptx"]
+            # the TMA variant loads the interior windows with the copy engine (bulk tensor copies)
+            assert ("cp.async.bulk.tensor" in ptx) == tma, (prec, align, tma)
             # window loads: 16-byte vectors when aligned (cp.async ... 0x10 or ld.global.v4), 4-byte when not
             lines = [ln for ln in ptx.splitlines() if "cp.async.c" in ln or "ld.global" in ln]
             narrow = sum(1 for ln in lines if "], 0x4," in ln or ("ld.global" in ln and ".v" not in ln)) - 1  # - b0
-            print(prec, align, "wgmma" in ptx or "mma.sync" in ptx, "narrow" if narrow > 8 else "vector")
+            print(prec, align, tma, "wgmma" in ptx or "mma.sync" in ptx, "narrow" if narrow > 8 else "vector")
     """)
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["TRITON_DEFAULT_FP_FUSION"] = "1"
@@ -239,8 +301,9 @@ def test_compiles_for_sm90_offline():
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     # tensor cores for 3xTF32, FMA for ieee; aligned window loads vectorized, unaligned ones not
-    assert "tf32x3 4 True vector" in p.stdout and "ieee 4 False" in p.stdout, p.stdout
-    assert "tf32x3 1 True narrow" in p.stdout, p.stdout
+    assert "tf32x3 4 False True vector" in p.stdout and "ieee 4 False False" in p.stdout, p.stdout
+    assert "tf32x3 1 False True narrow" in p.stdout, p.stdout
+    assert "tf32x3 4 True True" in p.stdout and "tf32 4 True True" in p.stdout, p.stdout
 
 
 # --------------------------------------------------------------------------- (b) dispatch logic (no Triton needed)
@@ -260,6 +323,10 @@ class _Stub:
 
     def __init__(self, action):
         self.action, self.calls = action, 0
+
+    @staticmethod
+    def default_precision():
+        return "tf32x3"
 
     def resample_triton(self, x, plan, flag=None):
         self.calls += 1
@@ -324,6 +391,37 @@ def test_gpu_kernel_matches_float64(orig, new, precision):
     x = torch.randn(3, 48000 * 2 + 13)
     y = rt.resample_triton(x.cuda(), design(orig, new), precision=precision).cpu()
     assert rel_err(y, ref(x, orig, new)) < TOL
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_tma_path_and_tf32_precision():
+    """On Hopper and later the interior tiles load through TMA descriptors: same result as the
+    pointer loads; the plain-TF32 precision (torch's "high" matmul setting) stays within TF32 error."""
+    if rsmod._triton_module() is None:
+        pytest.skip("triton not importable")
+    from ironwave.dsp import _resample_triton as rt
+
+    x = torch.randn(4, 48000 * 3, device="cuda")
+    plan = design(48000, 44100)
+    r = ref(x.cpu(), 48000, 44100)
+    y_ptr = rt.resample_triton(x, plan, tma=False)
+    assert rel_err(y_ptr.cpu(), r) < TOL
+    if torch.cuda.get_device_capability()[0] >= 9:
+        assert rt.tma_usable(x, rt.bank_for(plan, x.device), rt.BLOCK_Q, rt.BLOCK_K)
+        y_tma = rt.resample_triton(x, plan, tma=True)
+        assert rel_err(y_tma.cpu(), r) < TOL
+        assert rel_err(y_tma.cpu(), y_ptr.cpu().double()) < TOL
+    old = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("high")
+        telemetry.reset()
+        y32 = resample(x, 48000, 44100)
+        assert telemetry.counters().get("dsp.resample.triton.tf32") == 1
+    finally:
+        torch.set_float32_matmul_precision(old)
+    e = rel_err(y32.cpu(), r)
+    assert 1e-6 < e < 5e-3  # really one TF32 product (10-bit mantissa): ~1e-3, not float32's 1e-7
 
 
 @pytest.mark.gpu

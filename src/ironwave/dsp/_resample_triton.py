@@ -66,39 +66,48 @@ MAX_PHASES = 4096  # L' (phases per super-hop); beyond: the torch path
 
 
 @triton.jit
-def _group_tile(xrow, w_ptr, g, b0, q, n, KP: tl.constexpr, BQ: tl.constexpr, BN: tl.constexpr,
-                BK: tl.constexpr, PREC: tl.constexpr, MP: tl.constexpr, MASKED: tl.constexpr,
-                ALIGN: tl.constexpr):
-    """``Xwin[BQ, KP] @ W_g[KP, BN]`` for one phase group (``MASKED``: zero outside ``[0, n)``)."""
+def _group_tile(xrow, x_desc, w_ptr, g, b0, q, n, row, qd, kd, KP: tl.constexpr, BQ: tl.constexpr,
+                BN: tl.constexpr, BK: tl.constexpr, PREC: tl.constexpr, MP: tl.constexpr, MASKED: tl.constexpr,
+                ALIGN: tl.constexpr, TMA: tl.constexpr):
+    """``Xwin[BQ, KP] @ W_g[KP, BN]`` for one phase group (``MASKED``: zero outside ``[0, n)``).
+
+    ``TMA``: the window rows come from the tensor descriptor *x_desc* (``[rows, super-hops,
+    window]``, strides ``[x_stride, MP, 1]``) at ``[row, qd, kd + k0]`` (unmasked tiles only)."""
     kk = tl.arange(0, BK)
     nn = tl.arange(0, BN)
     acc = tl.zeros([BQ, BN], dtype=tl.float32)
     for k0 in range(0, KP, BK):
-        off = b0 + k0
-        if ALIGN > 1:
-            # b0 (bank layout) and k0 are multiples of ALIGN, and so is MP: with an aligned row start
-            # the window rows load as 16-byte vectors (cp.async 16 B instead of 4 B per element)
-            off = tl.multiple_of(off, ALIGN)
-        p = q[:, None] * MP + off + kk[None, :]
-        if MASKED:
-            a = tl.load(xrow + p, mask=(p >= 0) & (p < n), other=0.0)
+        if TMA:
+            a = x_desc.load([row, qd, kd + k0]).reshape(BQ, BK)
         else:
-            a = tl.load(xrow + p)
+            off = b0 + k0
+            if ALIGN > 1:
+                # b0 (bank layout) and k0 are multiples of ALIGN, and so is MP: with an aligned row start
+                # the window rows load as 16-byte vectors (cp.async 16 B instead of 4 B per element)
+                off = tl.multiple_of(off, ALIGN)
+            p = q[:, None] * MP + off + kk[None, :]
+            if MASKED:
+                a = tl.load(xrow + p, mask=(p >= 0) & (p < n), other=0.0)
+            else:
+                a = tl.load(xrow + p)
         w = tl.load(w_ptr + (g * KP + k0) * BN + kk[:, None] * BN + nn[None, :])
         acc = tl.dot(a, w, acc, input_precision=PREC)
     return acc
 
 
 @triton.jit
-def _resample_kernel(x_ptr, w_ptr, b0_ptr, y_ptr, flag_ptr,
-                     n, n_out, tiles, x_stride, y_stride, b_min, b_max,
+def _resample_kernel(x_ptr, x_desc, w_ptr, b0_ptr, y_ptr, flag_ptr,
+                     n, n_out, tiles, x_stride, y_stride, b_min, b_max, C,
                      LP: tl.constexpr, MP: tl.constexpr, G: tl.constexpr, KP: tl.constexpr,
                      BQ: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, PREC: tl.constexpr,
-                     INTERIOR: tl.constexpr, ALIGN: tl.constexpr):
+                     INTERIOR: tl.constexpr, ALIGN: tl.constexpr, TMA: tl.constexpr):
     pid = tl.program_id(0)
     row = pid // tiles
     tile = pid - row * tiles
     q = tile * BQ + tl.arange(0, BQ)  # super-hop indices of this tile
+    # TMA coordinates: descriptor row qd = q - C, column kd = b0 + C * MP (C super-hops shift every
+    # interior window start to a non-negative column; see resample_triton)
+    qd = tile * BQ - C
     xrow = x_ptr + row.to(tl.int64) * x_stride
     yrow = y_ptr + row.to(tl.int64) * y_stride
     nn = tl.arange(0, BN)
@@ -109,9 +118,11 @@ def _resample_kernel(x_ptr, w_ptr, b0_ptr, y_ptr, flag_ptr,
     for g in range(G):
         b0 = tl.load(b0_ptr + g)  # input offset of the group's window (left padding included)
         if INTERIOR and inside:
-            acc = _group_tile(xrow, w_ptr, g, b0, q, n, KP, BQ, BN, BK, PREC, MP, False, ALIGN)
+            acc = _group_tile(xrow, x_desc, w_ptr, g, b0, q, n, row, qd, b0 + C * MP, KP, BQ, BN, BK, PREC, MP,
+                              False, ALIGN, TMA)
         else:
-            acc = _group_tile(xrow, w_ptr, g, b0, q, n, KP, BQ, BN, BK, PREC, MP, True, ALIGN)
+            acc = _group_tile(xrow, x_desc, w_ptr, g, b0, q, n, row, qd, b0 + C * MP, KP, BQ, BN, BK, PREC, MP,
+                              True, ALIGN, False)
         col = g * BN + nn
         m = q[:, None] * LP + col[None, :]
         sm = (col[None, :] < LP) & (m < n_out)
@@ -225,19 +236,54 @@ def supported(plan: Any, device: torch.device, BN: int = BLOCK_N, BK: int = BLOC
     return plan.up != plan.down and bank_for(plan, device, BN, BK) is not None
 
 
-def resample_triton(x: torch.Tensor, plan: Any, *, precision: str = DEFAULT_PRECISION,
+def default_precision() -> str:
+    """The kernel's precision under torch's float32 matmul setting: ``"tf32x3"`` (about float32
+    accuracy) for ``torch.get_float32_matmul_precision() == "highest"`` (torch's default),
+    ``"tf32"`` (one TF32 product, ~1e-3 relative, ~1.5x faster) for ``"high"`` / ``"medium"``, the
+    settings under which torch's own float32 matmuls run on TF32 tensor cores."""
+    return DEFAULT_PRECISION if torch.get_float32_matmul_precision() == "highest" else "tf32"
+
+
+def _tensor_descriptor() -> Any:
+    """Triton's host-side ``TensorDescriptor`` class, or None in a Triton without it."""
+    try:
+        from triton.tools.tensor_descriptor import TensorDescriptor
+    except Exception:  # pragma: no cover - older Triton
+        return None
+    return TensorDescriptor
+
+
+def tma_usable(x: torch.Tensor, bank: Bank, block_q: int, block_k: int) -> bool:
+    """Can the interior tiles load their window rows through a TMA tensor descriptor?
+
+    Needs a Triton with host tensor descriptors, a GPU with the tensor memory accelerator
+    (compute capability >= 9.0; the Triton interpreter also runs them), and 16-byte alignment
+    of everything the copy engine addresses: the row start and row stride of *x*, the super-hop
+    stride ``MP`` and every window start (``bank.A >= 4`` samples)."""
+    if _tensor_descriptor() is None or bank.A < 4 or bank.MP % 4 or block_k * 4 < 16 or block_q > 256:
+        return False
+    if x.data_ptr() % 16 or (x.shape[0] > 1 and x.stride(0) % 4):
+        return False
+    if x.is_cuda:
+        return torch.cuda.get_device_capability(x.device)[0] >= 9
+    return True  # CPU tensors: the Triton interpreter (tests)
+
+
+def resample_triton(x: torch.Tensor, plan: Any, *, precision: Optional[str] = None,
                     block_q: int = BLOCK_Q, block_n: int = BLOCK_N, block_k: int = BLOCK_K,
                     num_warps: int = NUM_WARPS, num_stages: int = NUM_STAGES,
-                    interior: bool = INTERIOR, align: int = ALIGN, flag: torch.Tensor | None = None) -> torch.Tensor:
+                    interior: bool = INTERIOR, align: int = ALIGN, tma: Optional[bool] = None,
+                    flag: torch.Tensor | None = None) -> torch.Tensor:
     """Resample ``x [rows, n]`` (float32) with *plan*: ``[rows, ceil(n L / M)]`` float32.
 
     Same output as the torch path of :func:`ironwave.dsp.resample.resample` (zero-phase,
     zero-extended ends), computed by :func:`_resample_kernel`.
 
     Args:
-        precision: ``"tf32x3"`` (default, ~float32 accuracy on tensor cores), ``"ieee"``
-            (float32 FMA), ``"bf16x6"`` (~float32 accuracy, if this Triton has it) or
-            ``"tf32"`` (fast, ~5e-4: comparisons only).
+        precision: ``None`` (:func:`default_precision`: ``"tf32x3"`` unless torch's float32
+            matmul precision allows TF32), ``"tf32x3"`` (~float32 accuracy on tensor cores),
+            ``"ieee"`` (float32 FMA), ``"bf16x6"`` (~float32 accuracy, if this Triton has it) or
+            ``"tf32"`` (one TF32 product, ~1e-3 relative).
         block_q / block_n / block_k: tile of super-hops, phases and input samples
             (powers of two >= 16).
         num_warps / num_stages: Triton launch options.
@@ -246,6 +292,9 @@ def resample_triton(x: torch.Tensor, plan: Any, *, precision: str = DEFAULT_PREC
         align: align window starts to this many samples (a power of two; capped by
             ``block_k`` and the power of two in the super-hop's input length) so window
             rows load as 16-byte vectors; 1: unaligned (the first version; for comparisons).
+        tma: load the window rows of interior tiles through a TMA tensor descriptor (the copy
+            engine; Hopper and later): ``None`` = when :func:`tma_usable`, ``False`` = never
+            (pointer loads), ``True`` = required (``Unsupported`` if not usable).
         flag: optional zeroed int32 ``[1]`` tensor; the number of non-finite output samples is
             added to it (0: all finite; the caller then needs no separate pass over ``x``).
 
@@ -254,6 +303,8 @@ def resample_triton(x: torch.Tensor, plan: Any, *, precision: str = DEFAULT_PREC
         Unsupported: a ratio the kernel does not handle (:func:`supported` is False)
             or a row too long for 32-bit indices.
     """
+    if precision is None:
+        precision = default_precision()
     if precision not in PRECISIONS:
         raise ValueError(f"precision={precision!r}; accepted: {', '.join(PRECISIONS)}")
     for name, v in (("block_q", block_q), ("block_n", block_n), ("block_k", block_k)):
@@ -279,10 +330,22 @@ def resample_triton(x: torch.Tensor, plan: Any, *, precision: str = DEFAULT_PREC
         raise Unsupported("signal too long for the Triton kernel's 32-bit indexing")
     if flag is None:
         flag = torch.zeros(1, dtype=torch.int32, device=x.device)
+    use_tma = bool(interior) and tma is not False and tma_usable(x, bank, block_q, block_k)
+    if tma and not use_tma:
+        raise Unsupported("tma=True: no TMA here (needs compute capability >= 9.0, a Triton with tensor "
+                          "descriptors and 16-byte aligned rows, super-hops and window starts)")
+    # C super-hops shift every interior window start to a non-negative descriptor column: the window of
+    # super-hop q, group g, step k0 is row q - C, column b0_g + C * MP + k0 (interior tiles have q >= C)
+    C = max(0, -(-(-bank.b_min) // bank.MP))
+    if use_tma:
+        x_desc = _tensor_descriptor()(x, [R, q_total + block_q + C, bank.KP + bank.b_max + C * bank.MP],
+                                      [x.stride(0) if R > 1 else n + (-n) % 4, bank.MP, 1], [1, block_q, block_k])
+    else:
+        x_desc = x  # unused (TMA=False compiles the descriptor branch away)
     _resample_kernel[(R * tiles,)](
-        x, bank.w, bank.b0, y, flag, n, n_out, tiles, x.stride(0), y.stride(0), bank.b_min, bank.b_max,
+        x, x_desc, bank.w, bank.b0, y, flag, n, n_out, tiles, x.stride(0), y.stride(0), bank.b_min, bank.b_max, C,
         LP=bank.LP, MP=bank.MP, G=bank.G, KP=bank.KP, BQ=block_q, BN=block_n, BK=block_k, PREC=precision,
-        INTERIOR=bool(interior), ALIGN=bank.A, num_warps=num_warps, num_stages=num_stages)
+        INTERIOR=bool(interior), ALIGN=bank.A, TMA=use_tma, num_warps=num_warps, num_stages=num_stages)
     return y
 
 
@@ -294,5 +357,5 @@ def macs_per_output(plan: Any, BN: int = BLOCK_N, BK: int = BLOCK_K) -> float:
     return bank.G * bank.KP * BN / bank.LP
 
 
-__all__ = ["Unsupported", "resample_triton", "supported", "bank_for", "build_bank", "super_hop", "PRECISIONS",
+__all__ = ["Unsupported", "resample_triton", "supported", "default_precision", "tma_usable", "bank_for", "build_bank", "super_hop", "PRECISIONS",
            "DEFAULT_PRECISION"]

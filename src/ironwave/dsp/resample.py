@@ -262,6 +262,7 @@ def _run_triton(x2: torch.Tensor, plan: PolyphasePlan, backend: str,
                       counter="dsp.resample.backend.triton_failed", stacklevel=3)
         return None
     telemetry.count("dsp.resample.backend.triton")
+    telemetry.count(f"dsp.resample.triton.{mod.default_precision()}")
     return y
 
 
