@@ -23,15 +23,20 @@ Ratios with few phases (``L < BN``: 2:1, 1:3, 16k -> 48k, ...) are computed on
 *super-hops* of ``U`` hops (``L' = U L`` phases, ``M' = U M`` input samples), so
 the ``BN`` columns of a tile are not mostly padding.
 
-The product runs on tensor cores with ``tl.dot``: ``precision="tf32x3"`` (3 TF32
-products with a hi/lo split of both operands: about float32 accuracy) or
-``"ieee"`` (float32 FMA, exact float32 arithmetic); ``"bf16x6"`` (6 bf16 products
-of a 3-way split, ~float32 accuracy; newer Triton only) and ``"tf32"`` (one TF32
-product, ~5e-4 relative: comparisons only) are there for the benchmark.
+The product runs on tensor cores with ``tl.dot``. The default precision follows torch's
+float32 matmul setting (:func:`default_precision`): ``"tf32x3"`` (3 TF32 products with a
+hi/lo split of both operands: about float32 accuracy) under ``"highest"`` (torch's
+default), ``"tf32"`` (one TF32 product, ~1e-3 relative) under ``"high"``/``"medium"``.
+``"ieee"`` (float32 FMA) and ``"bf16x6"`` (6 bf16 products of a 3-way split, ~float32
+accuracy; newer Triton only) are there for the benchmark.
 
-Only long-stable Triton language features are used (``tl.load``, ``tl.store``,
-``tl.dot`` with ``input_precision``, ``tl.program_id``, ``tl.arange``,
-``tl.zeros``, loops). The kernel also runs under the Triton interpreter
+On Hopper and later (compute capability >= 9.0) the interior tiles load their overlapping
+window rows through a TMA tensor descriptor ``[rows, super-hops, window]`` with strides
+``[x_stride, MP, 1]`` when everything it addresses is 16-byte aligned (:func:`tma_usable`).
+
+Triton language features used: ``tl.load``, ``tl.store``, ``tl.dot`` with
+``input_precision``, ``tl.program_id``, ``tl.arange``, ``tl.zeros``, loops, and host
+tensor descriptors (``triton.tools.tensor_descriptor``, only where available). The kernel also runs under the Triton interpreter
 (``TRITON_INTERPRET=1``, CPU tensors), which the tests use.
 """
 from __future__ import annotations
@@ -51,8 +56,8 @@ class Unsupported(ValueError):
     """The ratio, filter or signal length is outside what the kernel handles (use the torch path)."""
 
 DEFAULT_PRECISION = "tf32x3"
-# Launch defaults (block_q hops x block_n phases, block_k input samples per dot step, warps, stages).
-# Not measured on a GPU yet: benchmarks/bench_resample.py --device cuda sweeps the alternatives.
+# Launch defaults (block_q hops x block_n phases, block_k input samples per dot step, warps, stages),
+# from the H200 sweeps of benchmarks/bench_resample.py --device cuda (docs/dsp-stft-resample.md).
 BLOCK_Q = 128  # H200 sweep (64 x 60 s, 48k->44.1k, tf32x3): bq=128 2.08 ms, bq=64 2.13, bq=256 (8 warps) 2.30
 BLOCK_N = 32
 BLOCK_K = 32

@@ -281,7 +281,8 @@ def resample(x: Any, orig_sr: int, new_sr: int, *, zeros: float = DEFAULT_ZEROS,
         backend: ``"auto"``: on CUDA, float32 (also float16/bfloat16, computed in
             float32) without autograd and with Triton importable, the Triton kernel of
             :mod:`ironwave.dsp._resample_triton` (3xTF32 tensor-core products, ~float32
-            accuracy; a kernel failure warns once and falls back); the torch
+            accuracy; one TF32 product, ~1e-3, when torch's float32 matmul precision is
+            ``"high"``/``"medium"``; a kernel failure warns once and falls back); the torch
             ``as_strided`` + ``mm`` path otherwise. ``"torch"``: always the torch path.
             ``"triton"``: the kernel or an error (``BackendUnavailable``). ``groups``
             only affects the torch path.
