@@ -113,12 +113,13 @@ def test_tile_shapes(tri, bq, bn, bk):
 def test_interior_tiles_unmasked(tri, orig, new, monkeypatch):
     """A signal long enough for unmasked interior tiles gives the same result as all-masked loads
     (and the unmasked path is really taken: a kernel that loads garbage there would fail)."""
-    x = torch.randn(2, 9000, generator=torch.Generator().manual_seed(5))
+    n = 40001  # not a multiple of 4: pointer loads (TMA needs 16-byte row strides; its own test covers it)
+    x = torch.randn(2, n, generator=torch.Generator().manual_seed(5))
     plan = design(orig, new)
     bank = tri.bank_for(plan, torch.device("cpu"), 32, 32)
-    tiles = -(-(-(-plan.out_length(9000) // bank.LP)) // 16)
+    tiles = -(-(-(-plan.out_length(n) // bank.LP)) // 16)
     inside = [t for t in range(tiles)
-              if t * 16 * bank.MP + bank.b_min >= 0 and (t * 16 + 15) * bank.MP + bank.b_max + bank.KP <= 9000]
+              if t * 16 * bank.MP + bank.b_min >= 0 and (t * 16 + 15) * bank.MP + bank.b_max + bank.KP <= n]
     assert len(inside) >= 2  # the test covers the unmasked path
     r = ref(x, orig, new)
     y = tri.resample_triton(x, plan, block_q=16)
@@ -152,19 +153,36 @@ def test_tma_descriptor_path(tri, orig, new, monkeypatch):
 
 
 def test_tma_not_usable_cases(tri):
-    """Unaligned super-hops (44.1k -> 48k: MP = 147), unaligned row strides or row starts take the
-    pointer loads (tma=None) or raise Unsupported (tma=True)."""
+    """Unaligned super-hops (44.1k -> 48k built with align=1: MP = 147), unaligned row strides or
+    row starts take the pointer loads (tma=None) or raise Unsupported (tma=True)."""
     x = torch.randn(2, 9600)
     odd = design(44100, 48000)
-    assert not tri.tma_usable(x, tri.bank_for(odd, torch.device("cpu"), 32, 32), 16, 32)
+    assert not tri.tma_usable(x, tri.bank_for(odd, torch.device("cpu"), 32, 32, 1), 16, 32)
     with pytest.raises(tri.Unsupported, match="tma"):
-        tri.resample_triton(x, odd, block_q=16, tma=True)
+        tri.resample_triton(x, odd, block_q=16, tma=True, align=1)
     plan = design(48000, 44100)
     bank = tri.bank_for(plan, torch.device("cpu"), 32, 32)
     assert not tri.tma_usable(torch.randn(2, 9601), bank, 16, 32)  # row stride 9601 floats
     assert not tri.tma_usable(torch.randn(2, 9601)[:, 1:], bank, 16, 32)  # row start off by 4 bytes
     xs = torch.randn(2, 9601)
     assert rel_err(tri.resample_triton(xs, plan, block_q=16), ref(xs, 48000, 44100)) < TOL
+
+
+def test_odd_hop_lengths_take_aligned_super_hops(tri):
+    """44.1k -> 48k (M = 147, odd): 4 hops per super-hop make MP = 588, so window starts align to
+    16 bytes (vector loads, TMA) with the same dense work per output; results unchanged."""
+    assert tri.super_hop(160, 32, 147, 4) == 4 and tri.super_hop(160, 32, 147, 1) == 1
+    assert tri.super_hop(147, 32, 160, 4) == 1 and tri.super_hop(160, 32, 150, 4) == 2
+    odd = design(44100, 48000)
+    b4, b1 = (tri.bank_for(odd, torch.device("cpu"), 32, 32, a) for a in (4, 1))
+    assert (b4.U, b4.MP, b4.G, b4.A) == (4, 588, 20, 4) and (b1.U, b1.A) == (1, 1)
+    assert b4.G * b4.KP / b4.LP == b1.G * b1.KP / b1.LP  # MACs per output
+    x = torch.randn(2, 9600, generator=torch.Generator().manual_seed(2))
+    assert tri.tma_usable(x, b4, 16, 32)
+    r = ref(x, 44100, 48000)
+    y4 = tri.resample_triton(x, odd, block_q=16, tma=True)
+    y1 = tri.resample_triton(x, odd, block_q=16, align=1)
+    assert rel_err(y4, r) < TOL and rel_err(y1, r) < TOL
 
 
 def test_default_precision_follows_torch_matmul_setting(tri):

@@ -156,10 +156,20 @@ class Bank:
     A: int = 1  # every b0 is a multiple of A (and so are MP and BK): the kernel's alignment hint
 
 
-def super_hop(L: int, BN: int) -> int:
-    """Hops per super-hop: 1 when ``L >= BN``, else the ``U`` whose ``U * L`` wastes the
-    least of its last ``BN``-column group (ties: the smaller ``U``)."""
+def super_hop(L: int, BN: int, M: int = 1, align: int = 1) -> int:
+    """Hops per super-hop ``U``.
+
+    ``L < BN``: the ``U`` whose ``U * L`` phases waste the least of their last ``BN``-column
+    group (ties: the smaller ``U``). ``L >= BN``: 1, unless the super-hop's input length
+    ``M`` is not a multiple of 4 while *align* asks for 16-byte window starts: then the
+    smallest ``U`` (2 or 4) with ``U * M`` a multiple of 4 (44.1k -> 48k: ``M = 147``,
+    ``U = 4``, 640 phases in 20 full groups), so window rows load as 16-byte vectors and
+    through TMA descriptors. The dense work per output is unchanged (same group widths)."""
     if L >= BN:
+        if align >= 4 and M % 4:
+            for u in (2, 4):
+                if (u * M) % 4 == 0 and u * L <= MAX_PHASES:
+                    return u
         return 1
     best, best_waste = 1, 2.0
     for u in range(-(-BN // L), BN + 1):
@@ -185,7 +195,7 @@ def build_bank(h: torch.Tensor, base: list[int], L: int, M: int, left_pad: int, 
     *align*: round each group's window start down to a multiple of this many samples
     (:func:`effective_align`; leading zero rows in the weights), so that the kernel's window
     loads are aligned vectors."""
-    U = super_hop(L, BN)
+    U = super_hop(L, BN, M, align)
     LP, MP = U * L, U * M
     if LP > MAX_PHASES:
         return None
