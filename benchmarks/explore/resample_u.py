@@ -22,8 +22,8 @@ p = design(48000, 44100)
 ref = rt.resample_triton(x, p)
 scale = float(ref.abs().max())
 orig = rt.super_hop
-for U in (1, 3, 5, 8):
-    rt.super_hop = lambda L, BN, U=U: U
+for U in (1, 3, 5, 8) if len(sys.argv) < 2 else [int(u) for u in sys.argv[1:]]:
+    rt.super_hop = lambda L, BN, M=1, align=1, U=U: U
     rt._BANKS.clear()
     for label, fn in [("shipped w4", lambda: rt.resample_triton(x, p)),
                       ("shipped w8", lambda: rt.resample_triton(x, p, num_warps=8)),

@@ -140,9 +140,12 @@ def test_tma_descriptor_path(tri, orig, new, monkeypatch):
     real = tri._tensor_descriptor()
     monkeypatch.setattr(tri, "_tensor_descriptor", lambda: (lambda *a, **k: made.append(a[1:]) or real(*a, **k)))
     y = tri.resample_triton(x, plan, block_q=16, tma=True)
-    assert len(made) == 1 and made[0][1] == [x.stride(0), bank.MP, 1]  # strides: rows overlap by KP - MP
+    # window rows: strides [row, MP, 1] (rows overlap by KP - MP); weights [G * KP, BN]
+    assert len(made) == 2 and made[0][1] == [x.stride(0), bank.MP, 1] and made[1][0] == [bank.G * bank.KP, 32]
+    t_first, count = tri.interior_tiles(bank, 9600, -(-(-(-plan.out_length(9600) // bank.LP)) // 16), 16)
+    assert t_first >= 0 and count >= 2  # interior tiles through TMA, the rest through the pointer kernel
     y0 = tri.resample_triton(x, plan, block_q=16, tma=False)
-    assert len(made) == 1
+    assert len(made) == 2
     assert rel_err(y, ref(x, orig, new)) < TOL
     torch.testing.assert_close(y, y0, atol=0, rtol=0)
     # a NaN inside an interior (descriptor-loaded) tile is still flagged
@@ -283,32 +286,35 @@ def test_compiles_for_sm90_offline():
         from triton.compiler import ASTSource
         spec = importlib.util.spec_from_file_location("rt", {str(SRC)!r})
         rt = importlib.util.module_from_spec(spec); sys.modules["rt"] = rt; spec.loader.exec_module(rt)
-        def sig_for(tma):
-            sig = dict(x_ptr="*fp32", x_desc="tensordesc<fp32[1, 64, 32]>" if tma else "*fp32", w_ptr="*fp32",
-                       b0_ptr="*i32", y_ptr="*fp32", flag_ptr="*i32", n="i32", n_out="i32", tiles="i32",
-                       x_stride="i32", y_stride="i32", b_min="i32", b_max="i32", C="i32")
-            sig.update({{k: "constexpr" for k in ("LP", "MP", "G", "KP", "BQ", "BN", "BK", "PREC", "INTERIOR", "ALIGN",
-                                                  "TMA")}})
-            return sig
-        for prec, align, tma in (("tf32x3", 4, False), ("ieee", 4, False), ("tf32x3", 1, False), ("tf32x3", 4, True),
-                                 ("tf32", 4, True)):
-            sig = sig_for(tma)
+        def compile_(fn, sig, div, cexpr):
+            sig = dict(sig, **{{k: "constexpr" for k in cexpr}})
             names = list(sig)
             # what the launcher specializes for 16-divisible pointers / lengths / strides (as in the benchmark)
-            attrs = {{(names.index(a),): [["tt.divisibility", 16]]
-                     for a in ("x_ptr", "w_ptr", "b0_ptr", "y_ptr", "n", "x_stride", "y_stride")}}
-            src = ASTSource(fn=rt._resample_kernel, signature=sig, attrs=attrs,
-                            constexprs=dict(LP=147, MP=160, G=5, KP=192, BQ=64, BN=32, BK=32, PREC=prec,
-                                            INTERIOR=True, ALIGN=align, TMA=tma))
-            k = triton.compile(src, target=GPUTarget("cuda", 90, 32), options=dict(num_warps=4, num_stages=3))
+            attrs = {{(names.index(a),): [["tt.divisibility", 16]] for a in div}}
+            return triton.compile(ASTSource(fn=fn, signature=sig, attrs=attrs, constexprs=cexpr),
+                                  target=GPUTarget("cuda", 90, 32), options=dict(num_warps=4, num_stages=3))
+        ptr_sig = dict(x_ptr="*fp32", w_ptr="*fp32", b0_ptr="*i32", y_ptr="*fp32", flag_ptr="*i32", n="i32",
+                       n_out="i32", tiles="i32", n_head="i32", t_skip="i32", x_stride="i32", y_stride="i32",
+                       b_min="i32", b_max="i32")
+        for prec, align in (("tf32x3", 4), ("ieee", 4), ("tf32x3", 1)):
+            k = compile_(rt._resample_kernel, ptr_sig, ("x_ptr", "w_ptr", "b0_ptr", "y_ptr", "n", "x_stride", "y_stride"),
+                         dict(LP=147, MP=160, G=5, KP=192, BQ=64, BN=32, BK=32, PREC=prec, INTERIOR=True, ALIGN=align))
             assert len(k.asm["cubin"]) > 1000
             ptx = k.asm["ptx"]
-            # the TMA variant loads the interior windows with the copy engine (bulk tensor copies)
-            assert ("cp.async.bulk.tensor" in ptx) == tma, (prec, align, tma)
+            assert "cp.async.bulk.tensor" not in ptx
             # window loads: 16-byte vectors when aligned (cp.async ... 0x10 or ld.global.v4), 4-byte when not
             lines = [ln for ln in ptx.splitlines() if "cp.async.c" in ln or "ld.global" in ln]
             narrow = sum(1 for ln in lines if "], 0x4," in ln or ("ld.global" in ln and ".v" not in ln)) - 1  # - b0
-            print(prec, align, tma, "wgmma" in ptx or "mma.sync" in ptx, "narrow" if narrow > 8 else "vector")
+            print("ptr", prec, align, "wgmma" in ptx or "mma.sync" in ptx, "narrow" if narrow > 8 else "vector")
+        tma_sig = dict(x_desc="tensordesc<fp32[1, 64, 32]>", w_desc="tensordesc<fp32[32, 32]>", b0_ptr="*i32",
+                       y_ptr="*fp32", flag_ptr="*i32", n_out="i32", tiles_in="i32", t_first="i32", y_stride="i32",
+                       C="i32")
+        for prec in ("tf32x3", "tf32"):
+            k = compile_(rt._resample_tma_kernel, tma_sig, ("b0_ptr", "y_ptr", "y_stride"),
+                         dict(LP=147, MP=160, G=5, KP=192, BQ=64, BN=32, BK=32, PREC=prec))
+            ptx = k.asm["ptx"]
+            # the interior kernel loads windows and weights with the copy engine (bulk tensor copies)
+            print("tma", prec, "cp.async.bulk.tensor" in ptx, "wgmma" in ptx)
     """)
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["TRITON_DEFAULT_FP_FUSION"] = "1"
@@ -319,9 +325,9 @@ def test_compiles_for_sm90_offline():
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     # tensor cores for 3xTF32, FMA for ieee; aligned window loads vectorized, unaligned ones not
-    assert "tf32x3 4 False True vector" in p.stdout and "ieee 4 False False" in p.stdout, p.stdout
-    assert "tf32x3 1 False True narrow" in p.stdout, p.stdout
-    assert "tf32x3 4 True True" in p.stdout and "tf32 4 True True" in p.stdout, p.stdout
+    assert "ptr tf32x3 4 True vector" in p.stdout and "ptr ieee 4 False" in p.stdout, p.stdout
+    assert "ptr tf32x3 1 True narrow" in p.stdout, p.stdout
+    assert "tma tf32x3 True True" in p.stdout and "tma tf32 True True" in p.stdout, p.stdout
 
 
 # --------------------------------------------------------------------------- (b) dispatch logic (no Triton needed)

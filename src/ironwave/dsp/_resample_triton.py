@@ -66,56 +66,65 @@ NUM_STAGES = 3
 INTERIOR = True  # unmasked loads for tiles whose windows all lie inside the signal
 ALIGN = 4  # window starts aligned to this many samples (capped by BK and the 2-power in MP): 16-byte
 # vector loads of the window rows (4 B each when unaligned); 16/32 (full 128-byte lines) can add a BK step to KP
+TMA_MAXNREG = 168  # H200, tf32x3, BQ 128 / 4 warps: 168 registers fit 3 blocks per SM (uncapped: 199, 2 blocks):
+# interior kernel 1.475 vs 1.66 ms (benchmarks/explore/resample_tma.py --split-interior, mode 0)
 MAX_KP = 4096  # widest group window (input samples); beyond: the torch path
 MAX_PHASES = 4096  # L' (phases per super-hop); beyond: the torch path
 
 
 @triton.jit
-def _group_tile(xrow, x_desc, w_ptr, g, b0, q, n, row, qd, kd, KP: tl.constexpr, BQ: tl.constexpr,
-                BN: tl.constexpr, BK: tl.constexpr, PREC: tl.constexpr, MP: tl.constexpr, MASKED: tl.constexpr,
-                ALIGN: tl.constexpr, TMA: tl.constexpr):
-    """``Xwin[BQ, KP] @ W_g[KP, BN]`` for one phase group (``MASKED``: zero outside ``[0, n)``).
-
-    ``TMA``: the window rows come from the tensor descriptor *x_desc* (``[rows, super-hops,
-    window]``, strides ``[x_stride, MP, 1]``) at ``[row, qd, kd + k0]`` (unmasked tiles only)."""
+def _group_tile(xrow, w_ptr, g, b0, q, n, KP: tl.constexpr, BQ: tl.constexpr, BN: tl.constexpr,
+                BK: tl.constexpr, PREC: tl.constexpr, MP: tl.constexpr, MASKED: tl.constexpr,
+                ALIGN: tl.constexpr):
+    """``Xwin[BQ, KP] @ W_g[KP, BN]`` for one phase group (``MASKED``: zero outside ``[0, n)``)."""
     kk = tl.arange(0, BK)
     nn = tl.arange(0, BN)
     acc = tl.zeros([BQ, BN], dtype=tl.float32)
     for k0 in range(0, KP, BK):
-        if TMA:
-            a = x_desc.load([row, qd, kd + k0]).reshape(BQ, BK)
+        off = b0 + k0
+        if ALIGN > 1:
+            # b0 (bank layout) and k0 are multiples of ALIGN, and so is MP: with an aligned row start
+            # the window rows load as 16-byte vectors (cp.async 16 B instead of 4 B per element)
+            off = tl.multiple_of(off, ALIGN)
+        p = q[:, None] * MP + off + kk[None, :]
+        if MASKED:
+            a = tl.load(xrow + p, mask=(p >= 0) & (p < n), other=0.0)
         else:
-            off = b0 + k0
-            if ALIGN > 1:
-                # b0 (bank layout) and k0 are multiples of ALIGN, and so is MP: with an aligned row start
-                # the window rows load as 16-byte vectors (cp.async 16 B instead of 4 B per element)
-                off = tl.multiple_of(off, ALIGN)
-            p = q[:, None] * MP + off + kk[None, :]
-            if MASKED:
-                a = tl.load(xrow + p, mask=(p >= 0) & (p < n), other=0.0)
-            else:
-                a = tl.load(xrow + p)
+            a = tl.load(xrow + p)
         w = tl.load(w_ptr + (g * KP + k0) * BN + kk[:, None] * BN + nn[None, :])
         acc = tl.dot(a, w, acc, input_precision=PREC)
     return acc
 
 
 @triton.jit
-def _resample_kernel(x_ptr, x_desc, w_ptr, b0_ptr, y_ptr, flag_ptr,
-                     n, n_out, tiles, x_stride, y_stride, b_min, b_max, C,
+def _store_tile(yrow, flag_ptr, acc, q, g, n_out, LP: tl.constexpr, BN: tl.constexpr):
+    """Store one group's output tile into ``[rows, n_out]`` and count its non-finite samples."""
+    nn = tl.arange(0, BN)
+    col = g * BN + nn
+    m = q[:, None] * LP + col[None, :]
+    sm = (col[None, :] < LP) & (m < n_out)
+    tl.store(yrow + m, acc, mask=sm)
+    # NaN/Inf screen on the output tile (a non-finite input sample reaches every output whose
+    # window loads it, also through zero taps: NaN * 0 = NaN): count, add only when non-zero
+    bad = tl.sum(tl.where(sm & ((acc != acc) | (acc == float("inf")) | (acc == float("-inf"))), 1, 0))
+    tl.atomic_add(flag_ptr, bad, mask=bad > 0)
+
+
+@triton.jit
+def _resample_kernel(x_ptr, w_ptr, b0_ptr, y_ptr, flag_ptr,
+                     n, n_out, tiles, n_head, t_skip, x_stride, y_stride, b_min, b_max,
                      LP: tl.constexpr, MP: tl.constexpr, G: tl.constexpr, KP: tl.constexpr,
                      BQ: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, PREC: tl.constexpr,
-                     INTERIOR: tl.constexpr, ALIGN: tl.constexpr, TMA: tl.constexpr):
+                     INTERIOR: tl.constexpr, ALIGN: tl.constexpr):
+    """Pointer loads. Program ``pid`` = (row, j) over ``tiles`` launched tiles per row: tile ``j``
+    for ``j < n_head``, else ``j + t_skip`` (the TMA path launches only the edge tiles here)."""
     pid = tl.program_id(0)
     row = pid // tiles
-    tile = pid - row * tiles
+    j = pid - row * tiles
+    tile = tl.where(j < n_head, j, j + t_skip)
     q = tile * BQ + tl.arange(0, BQ)  # super-hop indices of this tile
-    # TMA coordinates: descriptor row qd = q - C, column kd = b0 + C * MP (C super-hops shift every
-    # interior window start to a non-negative column; see resample_triton)
-    qd = tile * BQ - C
     xrow = x_ptr + row.to(tl.int64) * x_stride
     yrow = y_ptr + row.to(tl.int64) * y_stride
-    nn = tl.arange(0, BN)
     # interior tiles (every window inside [0, n): all but the first and last tiles of a row) load unmasked
     lo = tile * (BQ * MP) + b_min
     hi = (tile * BQ + BQ - 1) * MP + b_max + KP
@@ -123,19 +132,34 @@ def _resample_kernel(x_ptr, x_desc, w_ptr, b0_ptr, y_ptr, flag_ptr,
     for g in range(G):
         b0 = tl.load(b0_ptr + g)  # input offset of the group's window (left padding included)
         if INTERIOR and inside:
-            acc = _group_tile(xrow, x_desc, w_ptr, g, b0, q, n, row, qd, b0 + C * MP, KP, BQ, BN, BK, PREC, MP,
-                              False, ALIGN, TMA)
+            acc = _group_tile(xrow, w_ptr, g, b0, q, n, KP, BQ, BN, BK, PREC, MP, False, ALIGN)
         else:
-            acc = _group_tile(xrow, x_desc, w_ptr, g, b0, q, n, row, qd, b0 + C * MP, KP, BQ, BN, BK, PREC, MP,
-                              True, ALIGN, False)
-        col = g * BN + nn
-        m = q[:, None] * LP + col[None, :]
-        sm = (col[None, :] < LP) & (m < n_out)
-        tl.store(yrow + m, acc, mask=sm)
-        # NaN/Inf screen on the output tile (a non-finite input sample reaches every output whose
-        # window loads it, also through zero taps: NaN * 0 = NaN): count, add only when non-zero
-        bad = tl.sum(tl.where(sm & ((acc != acc) | (acc == float("inf")) | (acc == float("-inf"))), 1, 0))
-        tl.atomic_add(flag_ptr, bad, mask=bad > 0)
+            acc = _group_tile(xrow, w_ptr, g, b0, q, n, KP, BQ, BN, BK, PREC, MP, True, ALIGN)
+        _store_tile(yrow, flag_ptr, acc, q, g, n_out, LP, BN)
+
+
+@triton.jit
+def _resample_tma_kernel(x_desc, w_desc, b0_ptr, y_ptr, flag_ptr, n_out, tiles_in, t_first, y_stride, C,
+                         LP: tl.constexpr, MP: tl.constexpr, G: tl.constexpr, KP: tl.constexpr,
+                         BQ: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, PREC: tl.constexpr):
+    """Interior tiles only (every window inside the signal: no masks, no branch around the loops),
+    window rows and weights through TMA descriptors. Program ``pid`` = (row, interior tile
+    ``t_first + j``). The window of super-hop ``q``, group ``g``, step ``k0`` is descriptor element
+    ``[row, q - C, b0_g + C * MP + k0]`` (``C`` super-hops make every column non-negative)."""
+    pid = tl.program_id(0)
+    row = pid // tiles_in
+    tile = t_first + pid - row * tiles_in
+    q0 = tile * BQ
+    q = q0 + tl.arange(0, BQ)
+    yrow = y_ptr + row.to(tl.int64) * y_stride
+    for g in range(G):
+        b0 = tl.load(b0_ptr + g)
+        acc = tl.zeros([BQ, BN], dtype=tl.float32)
+        for k0 in range(0, KP, BK):
+            a = x_desc.load([row, q0 - C, b0 + C * MP + k0]).reshape(BQ, BK)
+            w = w_desc.load([g * KP + k0, 0])
+            acc = tl.dot(a, w, acc, input_precision=PREC)
+        _store_tile(yrow, flag_ptr, acc, q, g, n_out, LP, BN)
 
 
 @dataclass
@@ -284,11 +308,24 @@ def tma_usable(x: torch.Tensor, bank: Bank, block_q: int, block_k: int) -> bool:
     return True  # CPU tensors: the Triton interpreter (tests)
 
 
+def interior_tiles(bank: Bank, n: int, tiles: int, block_q: int) -> tuple[int, int]:
+    """``(t_first, count)``: the run of tiles whose windows all lie inside ``[0, n)`` (tile ``t``
+    covers super-hops ``[t * block_q, (t + 1) * block_q)``; its windows span input samples
+    ``[t * block_q * MP + b_min, ((t + 1) * block_q - 1) * MP + b_max + KP)``)."""
+    span = block_q * bank.MP
+    t_first = max(0, -(-(-bank.b_min) // span))
+    top = n - bank.b_max - bank.KP - (block_q - 1) * bank.MP
+    if top < 0:
+        return 0, 0
+    t_last = min(tiles - 1, top // span)
+    return (t_first, t_last - t_first + 1) if t_last >= t_first else (0, 0)
+
+
 def resample_triton(x: torch.Tensor, plan: Any, *, precision: Optional[str] = None,
                     block_q: int = BLOCK_Q, block_n: int = BLOCK_N, block_k: int = BLOCK_K,
                     num_warps: int = NUM_WARPS, num_stages: int = NUM_STAGES,
                     interior: bool = INTERIOR, align: int = ALIGN, tma: Optional[bool] = None,
-                    flag: torch.Tensor | None = None) -> torch.Tensor:
+                    maxnreg: Optional[int] = None, flag: torch.Tensor | None = None) -> torch.Tensor:
     """Resample ``x [rows, n]`` (float32) with *plan*: ``[rows, ceil(n L / M)]`` float32.
 
     Same output as the torch path of :func:`ironwave.dsp.resample.resample` (zero-phase,
@@ -307,9 +344,12 @@ def resample_triton(x: torch.Tensor, plan: Any, *, precision: Optional[str] = No
         align: align window starts to this many samples (a power of two; capped by
             ``block_k`` and the power of two in the super-hop's input length) so window
             rows load as 16-byte vectors; 1: unaligned (the first version; for comparisons).
-        tma: load the window rows of interior tiles through a TMA tensor descriptor (the copy
-            engine; Hopper and later): ``None`` = when :func:`tma_usable`, ``False`` = never
-            (pointer loads), ``True`` = required (``Unsupported`` if not usable).
+        tma: compute the interior tiles (all windows inside the signal) with
+            :func:`_resample_tma_kernel`, which loads windows and weights through TMA tensor
+            descriptors (the copy engine; Hopper and later), and only the edge tiles with the
+            pointer kernel: ``None`` = when :func:`tma_usable`, ``False`` = never (one pointer
+            kernel for all tiles), ``True`` = required (``Unsupported`` if not usable).
+        maxnreg: register cap per thread of the TMA kernel (``None``: ``TMA_MAXNREG``, 0: none).
         flag: optional zeroed int32 ``[1]`` tensor; the number of non-finite output samples is
             added to it (0: all finite; the caller then needs no separate pass over ``x``).
 
@@ -349,18 +389,27 @@ def resample_triton(x: torch.Tensor, plan: Any, *, precision: Optional[str] = No
     if tma and not use_tma:
         raise Unsupported("tma=True: no TMA here (needs compute capability >= 9.0, a Triton with tensor "
                           "descriptors and 16-byte aligned rows, super-hops and window starts)")
-    # C super-hops shift every interior window start to a non-negative descriptor column: the window of
-    # super-hop q, group g, step k0 is row q - C, column b0_g + C * MP + k0 (interior tiles have q >= C)
-    C = max(0, -(-(-bank.b_min) // bank.MP))
-    if use_tma:
-        x_desc = _tensor_descriptor()(x, [R, q_total + block_q + C, bank.KP + bank.b_max + C * bank.MP],
-                                      [x.stride(0) if R > 1 else n + (-n) % 4, bank.MP, 1], [1, block_q, block_k])
-    else:
-        x_desc = x  # unused (TMA=False compiles the descriptor branch away)
-    _resample_kernel[(R * tiles,)](
-        x, x_desc, bank.w, bank.b0, y, flag, n, n_out, tiles, x.stride(0), y.stride(0), bank.b_min, bank.b_max, C,
-        LP=bank.LP, MP=bank.MP, G=bank.G, KP=bank.KP, BQ=block_q, BN=block_n, BK=block_k, PREC=precision,
-        INTERIOR=bool(interior), ALIGN=bank.A, TMA=use_tma, num_warps=num_warps, num_stages=num_stages)
+    common = dict(LP=bank.LP, MP=bank.MP, G=bank.G, KP=bank.KP, BQ=block_q, BN=block_n, BK=block_k, PREC=precision)
+    t_first, tiles_in = interior_tiles(bank, n, tiles, block_q) if use_tma else (0, 0)
+    if tiles_in:
+        # C super-hops shift every interior window start to a non-negative descriptor column
+        C = max(0, -(-(-bank.b_min) // bank.MP))
+        TD = _tensor_descriptor()
+        x_desc = TD(x, [R, q_total + block_q + C, bank.KP + bank.b_max + C * bank.MP],
+                    [x.stride(0) if R > 1 else n + (-n) % 4, bank.MP, 1], [1, block_q, block_k])
+        w2 = bank.w.view(bank.G * bank.KP, block_n)
+        w_desc = TD(w2, [bank.G * bank.KP, block_n], [block_n, 1], [block_k, block_n])
+        cap = TMA_MAXNREG if maxnreg is None else maxnreg
+        extra = {"maxnreg": cap} if cap and x.is_cuda else {}
+        _resample_tma_kernel[(R * tiles_in,)](
+            x_desc, w_desc, bank.b0, y, flag, n_out, tiles_in, t_first, y.stride(0), C,
+            num_warps=num_warps, num_stages=num_stages, **extra, **common)
+    if tiles - tiles_in:
+        # the pointer kernel: every tile, or (TMA path) only the edge tiles before and after the interior run
+        _resample_kernel[(R * (tiles - tiles_in),)](
+            x, bank.w, bank.b0, y, flag, n, n_out, tiles - tiles_in, t_first if tiles_in else tiles, tiles_in,
+            x.stride(0), y.stride(0), bank.b_min, bank.b_max, INTERIOR=bool(interior), ALIGN=bank.A,
+            num_warps=num_warps, num_stages=num_stages, **common)
     return y
 
 
@@ -372,5 +421,5 @@ def macs_per_output(plan: Any, BN: int = BLOCK_N, BK: int = BLOCK_K) -> float:
     return bank.G * bank.KP * BN / bank.LP
 
 
-__all__ = ["Unsupported", "resample_triton", "supported", "default_precision", "tma_usable", "bank_for", "build_bank", "super_hop", "PRECISIONS",
+__all__ = ["Unsupported", "resample_triton", "supported", "default_precision", "tma_usable", "interior_tiles", "bank_for", "build_bank", "super_hop", "PRECISIONS",
            "DEFAULT_PRECISION"]
