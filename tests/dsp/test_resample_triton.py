@@ -294,8 +294,7 @@ def test_compiles_for_sm90_offline():
             return triton.compile(ASTSource(fn=fn, signature=sig, attrs=attrs, constexprs=cexpr),
                                   target=GPUTarget("cuda", 90, 32), options=dict(num_warps=4, num_stages=3))
         ptr_sig = dict(x_ptr="*fp32", w_ptr="*fp32", b0_ptr="*i32", y_ptr="*fp32", flag_ptr="*i32", n="i32",
-                       n_out="i32", tiles="i32", n_head="i32", t_skip="i32", x_stride="i32", y_stride="i32",
-                       b_min="i32", b_max="i32")
+                       n_out="i32", tiles="i32", x_stride="i32", y_stride="i32", b_min="i32", b_max="i32")
         for prec, align in (("tf32x3", 4), ("ieee", 4), ("tf32x3", 1)):
             k = compile_(rt._resample_kernel, ptr_sig, ("x_ptr", "w_ptr", "b0_ptr", "y_ptr", "n", "x_stride", "y_stride"),
                          dict(LP=147, MP=160, G=5, KP=192, BQ=64, BN=32, BK=32, PREC=prec, INTERIOR=True, ALIGN=align))
@@ -306,12 +305,13 @@ def test_compiles_for_sm90_offline():
             lines = [ln for ln in ptx.splitlines() if "cp.async.c" in ln or "ld.global" in ln]
             narrow = sum(1 for ln in lines if "], 0x4," in ln or ("ld.global" in ln and ".v" not in ln)) - 1  # - b0
             print("ptr", prec, align, "wgmma" in ptx or "mma.sync" in ptx, "narrow" if narrow > 8 else "vector")
-        tma_sig = dict(x_desc="tensordesc<fp32[1, 64, 32]>", w_desc="tensordesc<fp32[32, 32]>", b0_ptr="*i32",
-                       y_ptr="*fp32", flag_ptr="*i32", n_out="i32", tiles_in="i32", t_first="i32", y_stride="i32",
-                       C="i32")
+        tma_sig = dict(x_desc="tensordesc<fp32[1, 64, 32]>", w_desc="tensordesc<fp32[32, 32]>", x_ptr="*fp32",
+                       w_ptr="*fp32", b0_ptr="*i32", y_ptr="*fp32", flag_ptr="*i32", n="i32", n_out="i32",
+                       tiles_in="i32", t_first="i32", n_edge="i32", edge_programs="i32", x_stride="i32",
+                       y_stride="i32", b_min="i32", b_max="i32", C="i32")
         for prec in ("tf32x3", "tf32"):
-            k = compile_(rt._resample_tma_kernel, tma_sig, ("b0_ptr", "y_ptr", "y_stride"),
-                         dict(LP=147, MP=160, G=5, KP=192, BQ=64, BN=32, BK=32, PREC=prec))
+            k = compile_(rt._resample_tma_kernel, tma_sig, ("x_ptr", "w_ptr", "b0_ptr", "y_ptr", "n", "x_stride", "y_stride"),
+                         dict(LP=147, MP=160, G=5, KP=192, BQ=64, BN=32, BK=32, PREC=prec, ALIGN=4))
             ptx = k.asm["ptx"]
             # the interior kernel loads windows and weights with the copy engine (bulk tensor copies)
             print("tma", prec, "cp.async.bulk.tensor" in ptx, "wgmma" in ptx)

@@ -112,16 +112,14 @@ def _store_tile(yrow, flag_ptr, acc, q, g, n_out, LP: tl.constexpr, BN: tl.const
 
 @triton.jit
 def _resample_kernel(x_ptr, w_ptr, b0_ptr, y_ptr, flag_ptr,
-                     n, n_out, tiles, n_head, t_skip, x_stride, y_stride, b_min, b_max,
+                     n, n_out, tiles, x_stride, y_stride, b_min, b_max,
                      LP: tl.constexpr, MP: tl.constexpr, G: tl.constexpr, KP: tl.constexpr,
                      BQ: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, PREC: tl.constexpr,
                      INTERIOR: tl.constexpr, ALIGN: tl.constexpr):
-    """Pointer loads. Program ``pid`` = (row, j) over ``tiles`` launched tiles per row: tile ``j``
-    for ``j < n_head``, else ``j + t_skip`` (the TMA path launches only the edge tiles here)."""
+    """Pointer loads, all tiles (program ``pid`` = row x tile); the path without TMA."""
     pid = tl.program_id(0)
     row = pid // tiles
-    j = pid - row * tiles
-    tile = tl.where(j < n_head, j, j + t_skip)
+    tile = pid - row * tiles
     q = tile * BQ + tl.arange(0, BQ)  # super-hop indices of this tile
     xrow = x_ptr + row.to(tl.int64) * x_stride
     yrow = y_ptr + row.to(tl.int64) * y_stride
@@ -139,27 +137,45 @@ def _resample_kernel(x_ptr, w_ptr, b0_ptr, y_ptr, flag_ptr,
 
 
 @triton.jit
-def _resample_tma_kernel(x_desc, w_desc, b0_ptr, y_ptr, flag_ptr, n_out, tiles_in, t_first, y_stride, C,
+def _resample_tma_kernel(x_desc, w_desc, x_ptr, w_ptr, b0_ptr, y_ptr, flag_ptr, n, n_out, tiles_in, t_first,
+                         n_edge, edge_programs, x_stride, y_stride, b_min, b_max, C,
                          LP: tl.constexpr, MP: tl.constexpr, G: tl.constexpr, KP: tl.constexpr,
-                         BQ: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, PREC: tl.constexpr):
-    """Interior tiles only (every window inside the signal: no masks, no branch around the loops),
-    window rows and weights through TMA descriptors. Program ``pid`` = (row, interior tile
-    ``t_first + j``). The window of super-hop ``q``, group ``g``, step ``k0`` is descriptor element
-    ``[row, q - C, b0_g + C * MP + k0]`` (``C`` super-hops make every column non-negative)."""
+                         BQ: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, PREC: tl.constexpr,
+                         ALIGN: tl.constexpr):
+    """Programs ``[0, edge_programs = rows * n_edge)``: each row's edge tiles (the ``t_first``
+    tiles before the interior run and those after it) with masked pointer loads, scheduled first
+    so they run in the first wave next to interior tiles rather than after them. The other
+    programs: interior tiles (every window inside the signal: no masks, no branch around the
+    loops), window rows and weights through TMA descriptors. The window of super-hop ``q``, group
+    ``g``, step ``k0`` is descriptor element ``[row, q - C, b0_g + C * MP + k0]`` (``C``
+    super-hops make every column non-negative)."""
     pid = tl.program_id(0)
-    row = pid // tiles_in
-    tile = t_first + pid - row * tiles_in
-    q0 = tile * BQ
-    q = q0 + tl.arange(0, BQ)
-    yrow = y_ptr + row.to(tl.int64) * y_stride
-    for g in range(G):
-        b0 = tl.load(b0_ptr + g)
-        acc = tl.zeros([BQ, BN], dtype=tl.float32)
-        for k0 in range(0, KP, BK):
-            a = x_desc.load([row, q0 - C, b0 + C * MP + k0]).reshape(BQ, BK)
-            w = w_desc.load([g * KP + k0, 0])
-            acc = tl.dot(a, w, acc, input_precision=PREC)
-        _store_tile(yrow, flag_ptr, acc, q, g, n_out, LP, BN)
+    if pid < edge_programs:
+        row = pid // n_edge
+        j = pid - row * n_edge
+        tile = tl.where(j < t_first, j, j + tiles_in)
+        q = tile * BQ + tl.arange(0, BQ)
+        xrow = x_ptr + row.to(tl.int64) * x_stride
+        yrow = y_ptr + row.to(tl.int64) * y_stride
+        for g in range(G):
+            b0 = tl.load(b0_ptr + g)
+            acc = _group_tile(xrow, w_ptr, g, b0, q, n, KP, BQ, BN, BK, PREC, MP, True, ALIGN)
+            _store_tile(yrow, flag_ptr, acc, q, g, n_out, LP, BN)
+    else:
+        p2 = pid - edge_programs
+        row = p2 // tiles_in
+        tile = t_first + p2 - row * tiles_in
+        q0 = tile * BQ
+        q = q0 + tl.arange(0, BQ)
+        yrow = y_ptr + row.to(tl.int64) * y_stride
+        for g in range(G):
+            b0 = tl.load(b0_ptr + g)
+            acc = tl.zeros([BQ, BN], dtype=tl.float32)
+            for k0 in range(0, KP, BK):
+                a = x_desc.load([row, q0 - C, b0 + C * MP + k0]).reshape(BQ, BK)
+                w = w_desc.load([g * KP + k0, 0])
+                acc = tl.dot(a, w, acc, input_precision=PREC)
+            _store_tile(yrow, flag_ptr, acc, q, g, n_out, LP, BN)
 
 
 @dataclass
@@ -344,11 +360,11 @@ def resample_triton(x: torch.Tensor, plan: Any, *, precision: Optional[str] = No
         align: align window starts to this many samples (a power of two; capped by
             ``block_k`` and the power of two in the super-hop's input length) so window
             rows load as 16-byte vectors; 1: unaligned (the first version; for comparisons).
-        tma: compute the interior tiles (all windows inside the signal) with
-            :func:`_resample_tma_kernel`, which loads windows and weights through TMA tensor
-            descriptors (the copy engine; Hopper and later), and only the edge tiles with the
-            pointer kernel: ``None`` = when :func:`tma_usable`, ``False`` = never (one pointer
-            kernel for all tiles), ``True`` = required (``Unsupported`` if not usable).
+        tma: run :func:`_resample_tma_kernel`, which loads the windows and weights of interior
+            tiles (all windows inside the signal) through TMA tensor descriptors (the copy
+            engine; Hopper and later) and the edge tiles with masked pointer loads: ``None`` =
+            when :func:`tma_usable`, ``False`` = never (:func:`_resample_kernel`, pointer loads
+            for all tiles), ``True`` = required (``Unsupported`` if not usable).
         maxnreg: register cap per thread of the TMA kernel (``None``: ``TMA_MAXNREG``, 0: none).
         flag: optional zeroed int32 ``[1]`` tensor; the number of non-finite output samples is
             added to it (0: all finite; the caller then needs no separate pass over ``x``).
@@ -401,15 +417,16 @@ def resample_triton(x: torch.Tensor, plan: Any, *, precision: Optional[str] = No
         w_desc = TD(w2, [bank.G * bank.KP, block_n], [block_n, 1], [block_k, block_n])
         cap = TMA_MAXNREG if maxnreg is None else maxnreg
         extra = {"maxnreg": cap} if cap and x.is_cuda else {}
-        _resample_tma_kernel[(R * tiles_in,)](
-            x_desc, w_desc, bank.b0, y, flag, n_out, tiles_in, t_first, y.stride(0), C,
+        n_edge = tiles - tiles_in
+        _resample_tma_kernel[(R * tiles,)](
+            x_desc, w_desc, x, bank.w, bank.b0, y, flag, n, n_out, tiles_in, t_first, n_edge, R * n_edge,
+            x.stride(0), y.stride(0), bank.b_min, bank.b_max, C, ALIGN=bank.A,
             num_warps=num_warps, num_stages=num_stages, **extra, **common)
-    if tiles - tiles_in:
-        # the pointer kernel: every tile, or (TMA path) only the edge tiles before and after the interior run
-        _resample_kernel[(R * (tiles - tiles_in),)](
-            x, bank.w, bank.b0, y, flag, n, n_out, tiles - tiles_in, t_first if tiles_in else tiles, tiles_in,
-            x.stride(0), y.stride(0), bank.b_min, bank.b_max, INTERIOR=bool(interior), ALIGN=bank.A,
-            num_warps=num_warps, num_stages=num_stages, **common)
+    else:
+        _resample_kernel[(R * tiles,)](
+            x, bank.w, bank.b0, y, flag, n, n_out, tiles, x.stride(0), y.stride(0), bank.b_min,
+            bank.b_max, INTERIOR=bool(interior), ALIGN=bank.A, num_warps=num_warps, num_stages=num_stages,
+            **common)
     return y
 
 
