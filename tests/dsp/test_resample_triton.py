@@ -137,6 +137,7 @@ def test_tma_descriptor_path(tri, orig, new, monkeypatch):
     bank = tri.bank_for(plan, torch.device("cpu"), 32, 32)
     assert tri.tma_usable(x, bank, 16, 32)
     made = []
+    bank.w_desc = None  # built once per bank: make this call build it
     real = tri._tensor_descriptor()
     monkeypatch.setattr(tri, "_tensor_descriptor", lambda: (lambda *a, **k: made.append(a[1:]) or real(*a, **k)))
     y = tri.resample_triton(x, plan, block_q=16, tma=True)
@@ -144,8 +145,10 @@ def test_tma_descriptor_path(tri, orig, new, monkeypatch):
     assert len(made) == 2 and made[0][1] == [x.stride(0), bank.MP, 1] and made[1][0] == [bank.G * bank.KP, 32]
     t_first, count = tri.interior_tiles(bank, 9600, -(-(-(-plan.out_length(9600) // bank.LP)) // 16), 16)
     assert t_first >= 0 and count >= 2  # interior tiles through TMA, the rest through the pointer kernel
+    tri.resample_triton(x, plan, block_q=16, tma=True)
+    assert len(made) == 3  # the weights' descriptor is reused
     y0 = tri.resample_triton(x, plan, block_q=16, tma=False)
-    assert len(made) == 2
+    assert len(made) == 3
     assert rel_err(y, ref(x, orig, new)) < TOL
     torch.testing.assert_close(y, y0, atol=0, rtol=0)
     # a NaN inside an interior (descriptor-loaded) tile is still flagged

@@ -194,6 +194,7 @@ class Bank:
     b_min: int  # min / max of b0
     b_max: int
     A: int = 1  # every b0 is a multiple of A (and so are MP and BK): the kernel's alignment hint
+    w_desc: Any = None  # TMA descriptor of w (built on first use)
 
 
 def super_hop(L: int, BN: int, M: int = 1, align: int = 1) -> int:
@@ -320,8 +321,14 @@ def tma_usable(x: torch.Tensor, bank: Bank, block_q: int, block_k: int) -> bool:
     if x.data_ptr() % 16 or (x.shape[0] > 1 and x.stride(0) % 4):
         return False
     if x.is_cuda:
-        return torch.cuda.get_device_capability(x.device)[0] >= 9
+        idx = x.device.index if x.device.index is not None else torch.cuda.current_device()
+        if idx not in _CAPABILITY:
+            _CAPABILITY[idx] = torch.cuda.get_device_capability(idx)[0]
+        return _CAPABILITY[idx] >= 9
     return True  # CPU tensors: the Triton interpreter (tests)
+
+
+_CAPABILITY: dict[int, int] = {}  # device index -> major compute capability (asked once per process)
 
 
 def interior_tiles(bank: Bank, n: int, tiles: int, block_q: int) -> tuple[int, int]:
@@ -413,8 +420,10 @@ def resample_triton(x: torch.Tensor, plan: Any, *, precision: Optional[str] = No
         TD = _tensor_descriptor()
         x_desc = TD(x, [R, q_total + block_q + C, bank.KP + bank.b_max + C * bank.MP],
                     [x.stride(0) if R > 1 else n + (-n) % 4, bank.MP, 1], [1, block_q, block_k])
-        w2 = bank.w.view(bank.G * bank.KP, block_n)
-        w_desc = TD(w2, [bank.G * bank.KP, block_n], [block_n, 1], [block_k, block_n])
+        if bank.w_desc is None:  # the weights never change: one descriptor per bank
+            bank.w_desc = TD(bank.w.view(bank.G * bank.KP, block_n), [bank.G * bank.KP, block_n], [block_n, 1],
+                             [block_k, block_n])
+        w_desc = bank.w_desc
         cap = TMA_MAXNREG if maxnreg is None else maxnreg
         extra = {"maxnreg": cap} if cap and x.is_cuda else {}
         n_edge = tiles - tiles_in
