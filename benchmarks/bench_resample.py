@@ -27,9 +27,11 @@ LIGHT = dict(zeros=20, beta=5.0, rolloff=0.93)
 # Triton launch variants timed on CUDA: (block_q, block_n, block_k, num_warps, num_stages, extra kwargs).
 # align=1 is the first (unaligned, 4-byte window loads) kernel; align>=4 loads window rows as 16-byte vectors;
 # tma=False: one pointer-load kernel for all tiles instead of the TMA interior kernel (Hopper+) + edge kernel;
-# maxnreg: the TMA kernel's register cap (default TMA_MAXNREG = 168: 3 blocks of 4 warps per SM). Earlier sweeps
+# maxnreg: the TMA kernel's register cap (default TMA_MAXNREG = 168: 3 blocks of 4 warps per SM); hops: forced
+# super-hop (default: big_hops = 8 for this batch). Earlier sweeps
 # (block shapes, stages, warps, alignments; docs/dsp-stft-resample.md) settled the defaults.
-SWEEP = [(128, 32, 32, 4, 3, dict()), (128, 32, 32, 4, 3, dict(maxnreg=0)), (128, 32, 32, 4, 3, dict(maxnreg=160)),
+SWEEP = [(128, 32, 32, 4, 3, dict()), (128, 32, 32, 4, 3, dict(hops=1)), (128, 32, 32, 4, 3, dict(hops=4)),
+         (128, 32, 32, 4, 3, dict(maxnreg=0)), (128, 32, 32, 4, 3, dict(maxnreg=160)),
          (128, 32, 32, 4, 3, dict(maxnreg=176)), (128, 32, 32, 4, 4, dict()), (128, 32, 32, 4, 2, dict()),
          (128, 32, 32, 8, 3, dict(maxnreg=0)), (128, 32, 32, 8, 3, dict(maxnreg=128)), (64, 32, 32, 4, 3, dict(maxnreg=0)),
          (64, 32, 32, 4, 3, dict(maxnreg=128)), (128, 32, 32, 4, 3, dict(tma=False)), (128, 32, 32, 4, 3, dict(align=1)),
@@ -201,7 +203,8 @@ def _gpu_speed(h: Harness, xb: torch.Tensor, julius, batch: int, secs: int) -> N
         kw.setdefault("precision", "tf32x3")
         label = (f"triton {kw['precision']} sweep bq={bq} bn={bn} bk={bk} w={nw} s={ns} align={kw.get('align', 4)}"
                  + ("" if kw["interior"] else " all-masked") + (" no-tma" if kw.get("tma") is False else "")
-                 + (f" maxnreg={kw['maxnreg']}" if "maxnreg" in kw else ""))
+                 + (f" maxnreg={kw['maxnreg']}" if "maxnreg" in kw else "")
+                 + (f" hops={kw['hops']}" if "hops" in kw else ""))
         try:
             e = float((mod.resample_triton(xs, plan, **kw).double() - ref).abs().max()) / scale
             t = time_fn(lambda kw=kw: mod.resample_triton(xb, plan, **kw), warmup=2, repeat=10, device=dev)

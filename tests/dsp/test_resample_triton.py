@@ -191,6 +191,24 @@ def test_odd_hop_lengths_take_aligned_super_hops(tri):
     assert rel_err(y4, r) < TOL and rel_err(y1, r) < TOL
 
 
+def test_big_super_hops_same_result(tri):
+    """8 hops per super-hop (what big batches use: 37 phase groups per tile at 48k -> 44.1k) give
+    the same result as one hop, interior (TMA) and edge tiles; bad values are rejected."""
+    x = torch.randn(2, 100000, generator=torch.Generator().manual_seed(8))
+    plan = design(48000, 44100)
+    b8 = tri.bank_for(plan, torch.device("cpu"), 32, 32, 4, 8)
+    assert (b8.U, b8.LP, b8.MP, b8.G) == (8, 1176, 1280, 37)
+    assert tri.interior_tiles(b8, 100000, -(-(-(-plan.out_length(100000) // b8.LP)) // 16), 16)[1] >= 2
+    r = ref(x, 48000, 44100)
+    y8 = tri.resample_triton(x, plan, block_q=16, hops=8)
+    assert rel_err(y8, r) < TOL
+    assert tri.big_hops(plan, x, 128, 32, 4) is None  # CPU tensors (interpreter): never automatic
+    with pytest.raises(ValueError, match="hops"):
+        tri.resample_triton(x, plan, hops=0)
+    with pytest.raises(ValueError, match="hops"):
+        tri.resample_triton(x, plan, hops=100)  # 14700 phases
+
+
 def test_default_precision_follows_torch_matmul_setting(tri):
     """float32 matmul precision "highest" (torch's default) -> 3xTF32; "high"/"medium" -> one TF32
     product, as torch's own float32 matmuls do under those settings."""
@@ -451,6 +469,25 @@ def test_gpu_tma_path_and_tf32_precision():
         torch.set_float32_matmul_precision(old)
     e = rel_err(y32.cpu(), r)
     assert 1e-6 < e < 5e-3  # really one TF32 product (10-bit mantissa): ~1e-3, not float32's 1e-7
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_big_batches_take_big_super_hops():
+    """Big batches (every row >= 8 tiles of 8-hop super-hops, the GPU filled twice) use
+    BIG_HOPS; the result equals the float64 reference."""
+    if rsmod._triton_module() is None:
+        pytest.skip("triton not importable")
+    from ironwave.dsp import _resample_triton as rt
+
+    plan = design(48000, 44100)
+    assert rt.big_hops(plan, torch.empty(64, 60 * 48000, device="cuda"), 128, 32, 4) == rt.BIG_HOPS
+    assert rt.big_hops(plan, torch.empty(2, 60 * 48000, device="cuda"), 128, 32, 4) is None  # too few tiles
+    assert rt.big_hops(plan, torch.empty(512, 48000, device="cuda"), 128, 32, 4) is None  # rows too short
+    assert rt.big_hops(design(1, 3), torch.empty(64, 60 * 48000, device="cuda"), 128, 32, 4) is None  # L < BN
+    x = torch.randn(3, 48000 * 30, generator=torch.Generator().manual_seed(4))
+    y = rt.resample_triton(x.cuda(), plan, hops=rt.BIG_HOPS).cpu()
+    assert rel_err(y, ref(x, 48000, 44100)) < TOL
 
 
 @pytest.mark.gpu
