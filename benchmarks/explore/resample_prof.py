@@ -1,6 +1,6 @@
 """Launch one resample kernel variant 3 times (for Nsight Compute / cuobjdump of Triton's cache).
 
-    python resample_prof.py VARIANT      # x3 | x3w8 | tf32 | ieee | tma8
+    python resample_prof.py VARIANT      # x3 | x3-notma | x3-nocap | tf32 | ieee
 """
 from __future__ import annotations
 
@@ -13,14 +13,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ironwave.dsp import _resample_triton as rt  # noqa: E402
 from ironwave.dsp.resample import design  # noqa: E402
-import resample_tma  # noqa: E402
 
 VARIANTS = {
     "x3": lambda x, p: rt.resample_triton(x, p),
-    "x3w8": lambda x, p: rt.resample_triton(x, p, num_warps=8),
+    "x3-notma": lambda x, p: rt.resample_triton(x, p, tma=False),
+    "x3-nocap": lambda x, p: rt.resample_triton(x, p, maxnreg=0),
     "tf32": lambda x, p: rt.resample_triton(x, p, precision="tf32"),
     "ieee": lambda x, p: rt.resample_triton(x, p, precision="ieee"),
-    "tma8": lambda x, p: resample_tma.run_tma(x, p, warps=8),
 }
 
 
@@ -30,6 +29,7 @@ def main() -> None:
     for _ in range(3):
         VARIANTS[sys.argv[1]](x, p)
     torch.cuda.synchronize()
+
 
 if __name__ == "__main__":
     main()

@@ -68,7 +68,7 @@ ALIGN = 4  # window starts aligned to this many samples (capped by BK and the 2-
 # vector loads of the window rows (4 B each when unaligned); 16/32 (full 128-byte lines) can add a BK step to KP
 BIG_HOPS = 8  # super-hop of big batches (big_hops)
 TMA_MAXNREG = 168  # H200, tf32x3, BQ 128 / 4 warps: 168 registers fit 3 blocks per SM (uncapped: 199, 2 blocks):
-# interior kernel 1.475 vs 1.66 ms (benchmarks/explore/resample_tma.py --split-interior, mode 0)
+# interior kernel 1.475 vs 1.66 ms (benchmarks/explore/resample_tma.py, mode 0)
 MAX_KP = 4096  # widest group window (input samples); beyond: the torch path
 MAX_PHASES = 4096  # L' (phases per super-hop); beyond: the torch path
 
