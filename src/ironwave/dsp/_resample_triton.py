@@ -41,6 +41,7 @@ tensor descriptors (``triton.tools.tensor_descriptor``, only where available). T
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -304,13 +305,18 @@ def big_hops(plan: Any, x: torch.Tensor, block_q: int, block_n: int, align: int)
     per_row = n // (block_q * U * M)
     if per_row < 8 or not x.is_cuda:
         return None
-    idx = x.device.index if x.device.index is not None else torch.cuda.current_device()
-    if idx not in _SMS:
-        _SMS[idx] = torch.cuda.get_device_properties(idx).multi_processor_count
-    return U if R * per_row >= 2 * 3 * _SMS[idx] else None
+    return U if R * per_row >= 2 * 3 * _gpu_info(x.device)[1] else None
 
 
-_SMS: dict[int, int] = {}  # device index -> multiprocessor count
+@functools.lru_cache(maxsize=None)
+def _gpu_props(idx: int) -> tuple[int, int]:
+    props = torch.cuda.get_device_properties(idx)
+    return props.major, props.multi_processor_count
+
+
+def _gpu_info(device: torch.device) -> tuple[int, int]:
+    """``(major compute capability, multiprocessor count)`` of a CUDA device, asked once per process."""
+    return _gpu_props(device.index if device.index is not None else torch.cuda.current_device())
 
 
 def supported(plan: Any, device: torch.device, BN: int = BLOCK_N, BK: int = BLOCK_K) -> bool:
@@ -347,14 +353,8 @@ def tma_usable(x: torch.Tensor, bank: Bank, block_q: int, block_k: int) -> bool:
     if x.data_ptr() % 16 or (x.shape[0] > 1 and x.stride(0) % 4):
         return False
     if x.is_cuda:
-        idx = x.device.index if x.device.index is not None else torch.cuda.current_device()
-        if idx not in _CAPABILITY:
-            _CAPABILITY[idx] = torch.cuda.get_device_capability(idx)[0]
-        return _CAPABILITY[idx] >= 9
+        return _gpu_info(x.device)[0] >= 9
     return True  # CPU tensors: the Triton interpreter (tests)
-
-
-_CAPABILITY: dict[int, int] = {}  # device index -> major compute capability (asked once per process)
 
 
 def interior_tiles(bank: Bank, n: int, tiles: int, block_q: int) -> tuple[int, int]:
